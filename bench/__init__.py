@@ -1,0 +1,1 @@
+"""Benchmarks: `nox -s bench` regenerates every figure the pages show."""

@@ -1,0 +1,26 @@
+"""Run benchmarks: `python -m bench` runs them all, `python -m bench NAME...` some.
+
+Each benchmark is a module under bench/<chapter>/ with a `main()` that writes
+its results file under snippets/<chapter>/.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+}
+
+
+def run(names: list[str]) -> None:
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    for name in names or list(BENCHMARKS):
+        print(f"== bench {name}", flush=True)
+        importlib.import_module(BENCHMARKS[name]).main()
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:])

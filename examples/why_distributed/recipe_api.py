@@ -1,0 +1,78 @@
+"""recipe-api: the producer service used across the whole site.
+
+It answers `GET /recipes/<id>` with a recipe as JSON, including the pid of the
+process that served it, and `GET /health` with 200 once it is ready.
+
+Run it:
+
+    python examples/why_distributed/recipe_api.py
+
+Environment:
+    HOST: address to bind (default `127.0.0.1`).
+    PORT: port to listen on (default `4000`).
+
+Bad input never takes it down: an unknown or malformed id answers 404, an id
+outside 1..2**31-1 answers 400, an unknown route 404, a wrong method 405 and a
+body over 64 KiB 413, each with a JSON error body.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+from sanic import Request, Sanic
+from sanic.exceptions import BadRequest, NotFound
+from sanic.response import HTTPResponse, json
+
+# --8<-- [start:app]
+MAX_ID = 2**31 - 1
+
+RECIPES = {
+    42: {
+        "id": 42,
+        "name": "Chicken Tikka Masala",
+        "steps": "Throw it in a pot...",
+        "ingredients": [
+            {"id": 1, "name": "Chicken", "quantity": "1 lb"},
+            {"id": 2, "name": "Sauce", "quantity": "2 cups"},
+        ],
+    },
+}
+
+app = Sanic("recipe-api", dumps=orjson.dumps)
+app.config.FALLBACK_ERROR_FORMAT = "json"  # every error body is JSON
+app.config.REQUEST_MAX_SIZE = 64 * 1024  # larger bodies get 413
+app.config.MOTD = False
+
+
+@app.get("/recipes/<recipe_id:int>")
+async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
+    if not 1 <= recipe_id <= MAX_ID:
+        raise BadRequest(f"recipe id must be between 1 and {MAX_ID}")
+    recipe = RECIPES.get(recipe_id)
+    if recipe is None:
+        raise NotFound(f"no recipe with id {recipe_id}")
+    return json({"producer_pid": os.getpid(), "recipe": recipe})
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+# --8<-- [end:app]
+
+
+# --8<-- [start:run]
+def main() -> None:
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "4000")),
+        single_process=True,  # one process: the pid in each answer is this one
+        access_log=False,  # a log line per request costs throughput; see the benchmark
+        debug=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
+# --8<-- [end:run]

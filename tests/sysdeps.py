@@ -1,0 +1,91 @@
+"""System programs that tests and benchmarks start, and how they get installed.
+
+A missing program is never a silent skip. Run as root on Debian, the first
+fixture that needs it installs it with apt; anywhere else it fails once with
+the exact command to run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import threading
+
+# program -> Debian package that provides it
+DEBIAN_PACKAGES = {
+    "redis-server": "redis-server",
+    "redis-cli": "redis-tools",
+    "initdb": "postgresql",
+    "pg_ctl": "postgresql",
+    "postgres": "postgresql",
+    "pg_isready": "postgresql",
+    "node": "nodejs",
+    "npm": "npm",
+    "taskset": "util-linux",
+}
+
+# Debian keeps the PostgreSQL server programs off PATH.
+EXTRA_DIRS = ["/usr/lib/postgresql/*/bin"]
+
+_lock = threading.Lock()
+_apt_updated = False
+
+
+class MissingProgram(RuntimeError):
+    pass
+
+
+def find(program: str) -> str | None:
+    found = shutil.which(program)
+    if found:
+        return found
+    for pattern in EXTRA_DIRS:
+        for directory in sorted(glob.glob(pattern), reverse=True):  # newest version first
+            candidate = os.path.join(directory, program)
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
+def install_command(packages: list[str]) -> str:
+    return "sudo apt-get install -y " + " ".join(packages)
+
+
+def can_apt_install() -> bool:
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def apt_install(packages: list[str]) -> None:
+    global _apt_updated
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run = {"env": env, "stdin": subprocess.DEVNULL, "capture_output": True, "text": True}
+    if not _apt_updated:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, **run)
+        _apt_updated = True
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], **run
+    )
+    if result.returncode != 0:
+        raise MissingProgram(
+            f"apt-get install {' '.join(packages)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+
+
+def require(*programs: str) -> dict[str, str]:
+    """Return the path of each program, installing missing ones when possible."""
+    with _lock:
+        missing = [p for p in programs if find(p) is None]
+        if missing:
+            packages = sorted({DEBIAN_PACKAGES.get(p, p) for p in missing})
+            if not can_apt_install():
+                raise MissingProgram(
+                    f"{', '.join(missing)} not found. Install with: {install_command(packages)}"
+                )
+            print(f"installing {' '.join(packages)} with apt-get", flush=True)
+            apt_install(packages)
+            still_missing = [p for p in missing if find(p) is None]
+            if still_missing:
+                raise MissingProgram(f"{', '.join(still_missing)} still missing after apt-get")
+        return {p: find(p) for p in programs}  # type: ignore[misc]
