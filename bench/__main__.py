@@ -10,6 +10,9 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "recipe_api_vs_node": "bench.why_distributed.recipe_api_vs_node",
+    "loop_lag": "bench.why_distributed.loop_lag",
+    "gil_pools": "bench.why_distributed.gil_pools",
 }
 
 
