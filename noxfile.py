@@ -60,7 +60,11 @@ def serve(session: nox.Session) -> None:
     """Serve the site with live reload on http://127.0.0.1:8000."""
     install_group(session, "docs")
     session.run(
-        "mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs,
+        "mkdocs",
+        "serve",
+        "--dev-addr",
+        "127.0.0.1:8000",
+        *session.posargs,
         env=quiet_mkdocs(session),
     )
 

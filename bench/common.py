@@ -65,8 +65,7 @@ def write_results(relative: str, body: str, stamp_line: str, command: str) -> Pa
     path = SNIPPETS / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f"{body.rstrip()}\n\n"
-        f"<small>{stamp_line} Regenerate with `{command}`.</small>\n"
+        f"{body.rstrip()}\n\n<small>{stamp_line} Regenerate with `{command}`.</small>\n"
     )
     print(f"wrote {path.relative_to(ROOT)}")
     return path

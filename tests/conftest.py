@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +15,12 @@ from harness import PostgresServer, RedisServer, RunningExample, start_example
 StartExample = Callable[..., RunningExample]
 
 
-@pytest.fixture
-def run_example(tmp_path: Path) -> Iterator[StartExample]:
-    """Start examples as their pages say; stop each with SIGTERM and check a clean exit.
-
-    `run_example("why_distributed/recipe_api.py", env={...})` returns a
-    RunningExample once GET /health answers 200 (or `ready="port"` for a
-    non-HTTP program). At the end of the test every example still running gets
-    SIGTERM and must exit with code 0 within the time limit.
-    """
+@contextlib.contextmanager
+def example_runner(log_dir: Path) -> Iterator[StartExample]:
     started: list[RunningExample] = []
 
     def start(example: str, **kwargs: object) -> RunningExample:
-        running = start_example(example, tmp_path, **kwargs)  # type: ignore[arg-type]
+        running = start_example(example, log_dir, **kwargs)  # type: ignore[arg-type]
         started.append(running)
         return running
 
@@ -40,6 +34,26 @@ def run_example(tmp_path: Path) -> Iterator[StartExample]:
         if code != 0:
             failures.append(f"{running.example} exited with {code}:\n{running.output()}")
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.fixture
+def run_example(tmp_path: Path) -> Iterator[StartExample]:
+    """Start examples as their pages say; stop each with SIGTERM and check a clean exit.
+
+    `run_example("why_distributed/recipe_api.py", env={...})` returns a
+    RunningExample once GET /health answers 200 (or `ready="port"` for a
+    non-HTTP program). At the end of the test every example still running gets
+    SIGTERM and must exit with code 0 within the time limit.
+    """
+    with example_runner(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def run_shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartExample]:
+    """Like run_example, for examples that a whole test module only reads from."""
+    with example_runner(tmp_path_factory.mktemp("examples")) as start:
+        yield start
 
 
 @pytest.fixture

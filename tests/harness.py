@@ -56,12 +56,12 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 
 
 def run_line(example: str) -> str:
-    """The command line an example's docstring gives the reader (after "Run it:")."""
+    """The command line an example's docstring gives the reader, under "Run it...:"."""
     path = EXAMPLES / example
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
     lines = docstring.splitlines()
     for i, line in enumerate(lines):
-        if line.strip() == "Run it:":
+        if line.strip().startswith("Run it") and line.strip().endswith(":"):
             for candidate in lines[i + 1 :]:
                 if f"python examples/{example}" in candidate:
                     return candidate.strip()

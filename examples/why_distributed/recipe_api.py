@@ -59,6 +59,8 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
+
+
 # --8<-- [end:app]
 
 

@@ -1,0 +1,96 @@
+"""web-api: the consumer service used across the whole site.
+
+`GET /` asks recipe-api (at `TARGET`) for recipe 42 through one shared HTTP
+client, and answers with its own pid beside the producer's answer.
+
+Run it (with recipe-api already listening on port 4000):
+
+    TARGET=http://127.0.0.1:4000 python examples/why_distributed/web_api.py
+
+Environment:
+    HOST: address to bind (default `127.0.0.1`).
+    PORT: port to listen on (default `3000`).
+    TARGET: base URL of recipe-api (default `http://127.0.0.1:4000`).
+    TARGET_TIMEOUT: seconds to wait for recipe-api, per call (default `2`).
+
+When recipe-api is down, refuses the connection, times out or answers
+something unusable, web-api answers 502 with a JSON error at once: it never
+hangs and never answers 500.
+"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import orjson
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse, json
+
+# --8<-- [start:client]
+TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
+TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
+
+app = Sanic("web-api", dumps=orjson.dumps)
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 64 * 1024
+app.config.MOTD = False
+
+
+@app.before_server_start
+async def open_client(app: Sanic) -> None:
+    # One client for the life of the process: it keeps connections to
+    # recipe-api alive between requests instead of a new TCP handshake each time.
+    app.ctx.recipes = httpx.AsyncClient(base_url=TARGET, timeout=TARGET_TIMEOUT)
+
+
+@app.after_server_stop
+async def close_client(app: Sanic) -> None:
+    await app.ctx.recipes.aclose()
+
+
+# --8<-- [end:client]
+
+
+# --8<-- [start:routes]
+def bad_gateway(reason: str) -> HTTPResponse:
+    return json({"error": "recipe-api unavailable", "reason": reason}, status=502)
+
+
+@app.get("/")
+async def index(request: Request) -> HTTPResponse:
+    try:
+        response = await app.ctx.recipes.get("/recipes/42")
+        response.raise_for_status()
+        producer_data = response.json()
+    except httpx.TimeoutException:
+        return bad_gateway(f"no answer within {TARGET_TIMEOUT:g}s")
+    except httpx.HTTPStatusError as error:
+        return bad_gateway(f"answered {error.response.status_code}")
+    except httpx.TransportError as error:  # refused, reset, DNS...
+        return bad_gateway(type(error).__name__)
+    except ValueError:  # the body was not JSON
+        return bad_gateway("answered something that is not JSON")
+    return json({"consumer_pid": os.getpid(), "producer_data": producer_data})
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+# --8<-- [end:routes]
+
+
+def main() -> None:
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "3000")),
+        single_process=True,
+        access_log=False,
+        debug=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""recipe-api and web-api behave as "The two sample services" page says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import psutil
+import pytest
+import sysdeps
+from harness import LOOPBACK, ROOT, RunningExample, free_port
+
+RECIPE_API = "why_distributed/recipe_api.py"
+WEB_API = "why_distributed/web_api.py"
+
+
+@pytest.fixture(scope="module")
+def recipe_api(run_shared_example) -> RunningExample:
+    """One recipe-api for the read-only tests of this module."""
+    return run_shared_example(RECIPE_API)
+
+
+def assert_json_error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == status
+    assert body["message"]
+    return body
+
+
+# --- recipe-api -----------------------------------------------------------
+
+
+def test_recipe_api_returns_recipe_and_its_pid(recipe_api: RunningExample) -> None:
+    response = httpx.get(f"{recipe_api.url}/recipes/42")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["producer_pid"] == recipe_api.pid
+    assert body["recipe"]["id"] == 42
+    assert body["recipe"]["name"] == "Chicken Tikka Masala"
+    assert [i["name"] for i in body["recipe"]["ingredients"]] == ["Chicken", "Sauce"]
+
+
+@pytest.mark.parametrize("path", ["/recipes/7", "/recipes/abc", "/recipes/4.2", "/recipes/"])
+def test_recipe_api_unknown_or_malformed_id_is_404(recipe_api: RunningExample, path: str) -> None:
+    assert_json_error(httpx.get(recipe_api.url + path), 404)
+
+
+@pytest.mark.parametrize("recipe_id", ["0", "-1", str(2**31), "99999999999999999999"])
+def test_recipe_api_out_of_range_id_is_400(recipe_api: RunningExample, recipe_id: str) -> None:
+    body = assert_json_error(httpx.get(f"{recipe_api.url}/recipes/{recipe_id}"), 400)
+    assert "between 1 and 2147483647" in body["message"]
+
+
+def test_recipe_api_unknown_route_404_wrong_method_405(recipe_api: RunningExample) -> None:
+    assert_json_error(httpx.get(f"{recipe_api.url}/nope"), 404)
+    assert_json_error(httpx.post(f"{recipe_api.url}/recipes/42", json={}), 405)
+    assert_json_error(httpx.delete(f"{recipe_api.url}/health"), 405)
+
+
+def raw_exchange(port: int, payload: bytes) -> bytes:
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+MALFORMED_REQUESTS = {
+    "garbage": b"\x00\x01\x02 not http at all\r\n\r\n",
+    "bad request line": b"GET\r\n\r\n",
+    "bad header": b"GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    "huge header": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+    "bad content-length": b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    "bad chunked body": (
+        b"POST /recipes/42 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("example", [RECIPE_API, WEB_API])
+def test_malformed_requests_get_4xx_and_the_service_survives(run_example, example: str) -> None:
+    service = run_example(example)  # its own process: a crash here must not hide elsewhere
+    for name, payload in MALFORMED_REQUESTS.items():
+        answer = raw_exchange(service.port, payload)
+        status_line = answer.split(b"\r\n", 1)[0]
+        assert status_line[:10] in (b"HTTP/1.1 4", b""), f"{name}: {status_line!r}"
+        assert service.alive(), f"{name} took {example} down"
+    oversized = httpx.request("GET", f"{service.url}/health", content=b"x" * (128 * 1024))
+    assert oversized.status_code < 500
+    assert httpx.get(f"{service.url}/health").json() == {"status": "ok"}
+
+
+def test_sigint_also_stops_cleanly(run_example) -> None:
+    assert run_example(RECIPE_API).stop(signal.SIGINT) == 0
+
+
+# --- web-api ----------------------------------------------------------------
+
+
+def test_web_api_returns_both_pids(run_example, recipe_api: RunningExample) -> None:
+    web_api = run_example(WEB_API, env={"TARGET": recipe_api.url})
+    body = httpx.get(web_api.url).json()
+    assert body["consumer_pid"] == web_api.pid
+    assert body["producer_data"]["producer_pid"] == recipe_api.pid
+    assert body["producer_data"]["recipe"]["id"] == 42
+
+
+def test_web_api_reuses_one_connection_to_recipe_api(
+    run_example, recipe_api: RunningExample
+) -> None:
+    web_api = run_example(WEB_API, env={"TARGET": recipe_api.url})
+    for _ in range(5):
+        assert httpx.get(web_api.url).status_code == 200
+    to_recipe_api = [
+        conn
+        for conn in psutil.Process(web_api.pid).net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port == recipe_api.port
+    ]
+    assert len(to_recipe_api) == 1
+
+
+def test_web_api_502_when_recipe_api_is_down(run_example) -> None:
+    recipe_api = run_example(RECIPE_API)
+    web_api = run_example(WEB_API, env={"TARGET": recipe_api.url})
+    assert httpx.get(web_api.url).status_code == 200
+    assert recipe_api.stop() == 0
+    response = httpx.get(web_api.url, timeout=10)
+    assert response.status_code == 502
+    assert response.json()["error"] == "recipe-api unavailable"
+    assert httpx.get(f"{web_api.url}/health").status_code == 200
+
+
+def test_web_api_502_when_connection_is_refused(run_example) -> None:
+    nothing_there = f"http://{LOOPBACK}:{free_port()}"
+    web_api = run_example(WEB_API, env={"TARGET": nothing_there})
+    response = httpx.get(web_api.url, timeout=10)
+    assert response.status_code == 502
+    assert response.json() == {"error": "recipe-api unavailable", "reason": "ConnectError"}
+
+
+class FakeRecipeApi(BaseHTTPRequestHandler):
+    """A misbehaving producer: how recipe-api could fail, on demand."""
+
+    mode = "ok"
+    delay = 0.0
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay)
+        if self.mode == "silent":
+            time.sleep(30)  # never answers in time; the consumer must give up first
+            return
+        if self.mode == "error":
+            status, body = 500, b'{"error": "boom"}'
+        elif self.mode == "not json":
+            status, body = 200, b"<html>maintenance</html>"
+        else:
+            status, body = 200, json.dumps({"producer_pid": 0, "recipe": {"id": 42}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_recipe_api() -> Iterator[tuple[str, type[FakeRecipeApi]]]:
+    handler = type("Handler", (FakeRecipeApi,), {})
+    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{LOOPBACK}:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("silent", "no answer within 0.3s"),
+        ("error", "answered 500"),
+        ("not json", "answered something that is not JSON"),
+    ],
+)
+def test_web_api_502_when_recipe_api_misbehaves(run_example, fake_recipe_api, mode, reason):
+    url, handler = fake_recipe_api
+    handler.mode = mode
+    web_api = run_example(WEB_API, env={"TARGET": url, "TARGET_TIMEOUT": "0.3"})
+    response = httpx.get(web_api.url, timeout=10)
+    assert response.status_code == 502
+    assert response.json() == {"error": "recipe-api unavailable", "reason": reason}
+
+
+def test_web_api_finishes_in_flight_requests_on_sigterm(run_example, fake_recipe_api) -> None:
+    url, handler = fake_recipe_api
+    handler.delay = 0.5
+    web_api = run_example(WEB_API, env={"TARGET": url})
+    result: dict[str, httpx.Response] = {}
+    request = threading.Thread(target=lambda: result.update(r=httpx.get(web_api.url, timeout=10)))
+    request.start()
+    time.sleep(0.2)  # the request is now waiting on the slow producer
+    assert web_api.stop(signal.SIGTERM) == 0
+    request.join()
+    assert result["r"].status_code == 200
+    assert result["r"].json()["consumer_pid"] == web_api.pid
+
+
+# --- the commands the page gives ------------------------------------------
+
+TRY_SCRIPT = ROOT / "snippets/why_distributed/try_services.sh"
+TRY_OUTPUT = ROOT / "snippets/why_distributed/try_services.out"
+
+
+def without_pids(text: str) -> str:
+    return re.sub(r'"(consumer|producer)_pid":\d+', r'"\1_pid":PID', text)
+
+
+def test_try_services_script_prints_what_the_page_shows(run_example) -> None:
+    sysdeps.require("curl")
+    recipe_api = run_example(RECIPE_API)
+    web_api = run_example(WEB_API, env={"TARGET": recipe_api.url})
+    result = subprocess.run(
+        ["bash", str(TRY_SCRIPT)],
+        env={**os.environ, "RECIPE_API": recipe_api.url, "WEB_API": web_api.url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    if os.environ.get("UPDATE_SNIPPETS"):
+        TRY_OUTPUT.write_text(result.stdout)
+    assert without_pids(result.stdout) == without_pids(TRY_OUTPUT.read_text())
+    assert f'"consumer_pid":{web_api.pid}' in result.stdout
+    assert f'"producer_pid":{recipe_api.pid}' in result.stdout
