@@ -61,6 +61,14 @@ def apt_install(packages: list[str]) -> None:
     global _apt_updated
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run = {"env": env, "stdin": subprocess.DEVNULL, "capture_output": True, "text": True}
+    if "postgresql" in packages:
+        # Tests start their own throwaway clusters; without this, installing the
+        # package also creates and starts a system-wide one on port 5432.
+        conf = "/etc/postgresql-common/createcluster.conf"
+        if not os.path.exists(conf):
+            os.makedirs(os.path.dirname(conf), exist_ok=True)
+            with open(conf, "w") as file:
+                file.write("create_main_cluster = false\n")
     if not _apt_updated:
         subprocess.run(["apt-get", "update", "-qq"], check=True, **run)
         _apt_updated = True
