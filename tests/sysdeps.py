@@ -72,9 +72,10 @@ def apt_install(packages: list[str]) -> None:
     if not _apt_updated:
         subprocess.run(["apt-get", "update", "-qq"], check=True, **run)
         _apt_updated = True
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], **run
-    )
+    # --force-confold keeps a config file we wrote (createcluster.conf) without asking.
+    install = "apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef"
+    install += " -o Dpkg::Options::=--force-confold"
+    result = subprocess.run([*install.split(), *packages], **run)
     if result.returncode != 0:
         raise MissingProgram(
             f"apt-get install {' '.join(packages)} failed:\n{result.stdout}\n{result.stderr}"
