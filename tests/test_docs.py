@@ -27,7 +27,7 @@ def inline_examples() -> list[CodeExample]:
     return [
         example
         for example in find_examples(str(DOCS))
-        if example.prefix_settings().get("lang") in {"py", "python"}
+        if (example.prefix.split() or [""])[0] in {"py", "python"}
         and "--8<--" not in example.source
     ]
 
