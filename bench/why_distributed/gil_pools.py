@@ -17,7 +17,7 @@ from bench.common import ROOT, duration, markdown_table, stamp, write_results
 
 EXAMPLE = ROOT / "examples" / "why_distributed" / "gil_pools.py"
 RESULTS = "why_distributed/bench_gil_pools.md"
-COMMAND = "nox -s bench -- gil_pools"
+COMMAND = "./nox -s bench -- gil_pools"
 SECONDS_PER_ROUND = 8  # a default run of the example takes 5 to 7 s
 HEADER = re.compile(r"^fib\((\d+)\) x (\d+) jobs, (\d+) workers per pool$", re.M)
 LINE = re.compile(

@@ -25,7 +25,7 @@ from tests.harness import RunningExample, start_example
 
 EXAMPLE = "why_distributed/loop_lag_service.py"
 RESULTS = "why_distributed/bench_loop_lag.md"
-COMMAND = "nox -s bench -- loop_lag"
+COMMAND = "./nox -s bench -- loop_lag"
 N = 30  # fib(30): about 0.15 s of pure Python per request on a current x86 core
 CLIENTS = 4
 PROBE_EVERY = 0.05

@@ -252,3 +252,14 @@ def test_try_services_script_prints_what_the_page_shows(run_example) -> None:
     assert without_pids(result.stdout) == without_pids(TRY_OUTPUT.read_text())
     assert f'"consumer_pid":{web_api.pid}' in result.stdout
     assert f'"producer_pid":{recipe_api.pid}' in result.stdout
+
+
+def test_recipe_api_access_log_is_off_unless_asked(run_example) -> None:
+    quiet = run_example(RECIPE_API)
+    logged = run_example(RECIPE_API, env={"ACCESS_LOG": "1"})
+    for service in (quiet, logged):
+        assert httpx.get(f"{service.url}/recipes/42").status_code == 200
+    assert quiet.stop() == 0
+    assert logged.stop() == 0
+    assert "GET http://127.0.0.1" not in quiet.output()
+    assert f"GET http://127.0.0.1:{logged.port}/recipes/42" in logged.output()
