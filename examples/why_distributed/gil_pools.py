@@ -13,9 +13,10 @@ Run it:
     python examples/why_distributed/gil_pools.py
 
 Options:
-    --jobs: how many times to compute fib(n) (default `12`).
-    --n: the argument of fib (default `31`, a fraction of a second each).
-    --workers: threads or processes per pool (default: the number of CPUs).
+
+- `--jobs`: how many times to compute fib(n) (default `12`).
+- `--n`: the argument of fib (default `31`, a fraction of a second each).
+- `--workers`: threads or processes per pool (default: the number of CPUs).
 """
 
 from __future__ import annotations

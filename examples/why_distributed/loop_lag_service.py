@@ -13,13 +13,14 @@ Run it:
     python examples/why_distributed/loop_lag_service.py
 
 Environment:
-    HOST: address to bind (default `127.0.0.1`).
-    PORT: port to listen on (default `4100`).
-    LAG_INTERVAL: seconds the monitor sleeps between checks (default `0.05`).
-    LAG_REPORT_EVERY: seconds per report period (default `1.0`).
-    LAG_REPORT_MS: print a period's line only when its worst lag reaches this
-        many milliseconds (default `100`; `0` prints every period).
-    POOL_WORKERS: processes in the pool (default: the number of CPUs).
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4100`).
+- `LAG_INTERVAL`: seconds the monitor sleeps between checks (default `0.05`).
+- `LAG_REPORT_EVERY`: seconds per report period (default `1.0`).
+- `LAG_REPORT_MS`: print a period's line only when its worst lag reaches this
+  many milliseconds (default `100`; `0` prints every period).
+- `POOL_WORKERS`: processes in the pool (default: the number of CPUs).
 
 n must be between 1 and 35; anything else answers 400 with a JSON error body,
 and a path that is not a number answers 404.

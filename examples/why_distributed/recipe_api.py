@@ -8,9 +8,10 @@ Run it:
     python examples/why_distributed/recipe_api.py
 
 Environment:
-    HOST: address to bind (default `127.0.0.1`).
-    PORT: port to listen on (default `4000`).
-    ACCESS_LOG: `1` logs a line per request (default `0`: off, for throughput).
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4000`).
+- `ACCESS_LOG`: `1` logs a line per request (default `0`: off, for throughput).
 
 Bad input never takes it down: an unknown or malformed id answers 404, an id
 outside 1..2**31-1 answers 400, an unknown route 404, a wrong method 405 and a

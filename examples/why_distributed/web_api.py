@@ -8,10 +8,11 @@ Run it (with recipe-api already listening on port 4000):
     TARGET=http://127.0.0.1:4000 python examples/why_distributed/web_api.py
 
 Environment:
-    HOST: address to bind (default `127.0.0.1`).
-    PORT: port to listen on (default `3000`).
-    TARGET: base URL of recipe-api (default `http://127.0.0.1:4000`).
-    TARGET_TIMEOUT: seconds to wait for recipe-api, per call (default `2`).
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `3000`).
+- `TARGET`: base URL of recipe-api (default `http://127.0.0.1:4000`).
+- `TARGET_TIMEOUT`: seconds to wait for recipe-api, per call (default `2`).
 
 When recipe-api is down, refuses the connection, times out or answers
 something unusable, web-api answers 502 with a JSON error at once: it never
