@@ -79,6 +79,26 @@ def command_from_run_line(line: str) -> tuple[dict[str, str], list[str]]:
     return env, [sys.executable, *words[1:]]
 
 
+def run_program(example: str, *args: str, timeout: float = 120) -> str:
+    """Run a one-shot example as its docstring's run line says; return its output.
+
+    It must exit with code 0 and write nothing to stderr.
+    """
+    line_env, argv = command_from_run_line(run_line(example))
+    result = subprocess.run(
+        [*argv, *args],
+        cwd=ROOT,
+        env={**os.environ, **line_env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
 @dataclass
 class RunningExample:
     """An example program started the way its page says, as a subprocess."""

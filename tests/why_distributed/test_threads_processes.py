@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 
 import pytest
-from harness import ROOT, command_from_run_line, run_line
+from harness import ROOT, run_program
 
 PAGE = ROOT / "docs" / "why_distributed" / "threads_processes.md"
 GIL_POOLS = "why_distributed/gil_pools.py"
@@ -20,28 +18,11 @@ POOL_LINE = re.compile(
 )
 
 
-def run(example: str, *args: str) -> str:
-    """Run a one-shot example as its docstring's run line says, with extra arguments."""
-    line_env, argv = command_from_run_line(run_line(example))
-    result = subprocess.run(
-        [*argv, *args],
-        cwd=ROOT,
-        env={**os.environ, **line_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def pools() -> dict[str, re.Match[str]]:
     # Small jobs keep the test quick; the program's barrier makes sure both
     # worker processes are up before any job runs.
-    output = run(GIL_POOLS, "--jobs", "4", "--n", "24", "--workers", "2")
+    output = run_program(GIL_POOLS, "--jobs", "4", "--n", "24", "--workers", "2")
     assert output.startswith("fib(24) x 4 jobs, 2 workers per pool\n")
     found = {match["name"]: match for match in POOL_LINE.finditer(output)}
     assert list(found) == ["serial", "ThreadPoolExecutor", "ProcessPoolExecutor"], output
@@ -66,7 +47,7 @@ def test_process_pool_work_spreads_over_processes(pools: dict[str, re.Match[str]
 
 
 def test_message_passing_output_is_what_the_page_shows() -> None:
-    output = run(MESSAGE_PASSING)
+    output = run_program(MESSAGE_PASSING)
     assert output == SHOWN.read_text(), (
         f"the output changed; if that is intended, regenerate the page's copy with\n"
         f"  python examples/{MESSAGE_PASSING} > {SHOWN.relative_to(ROOT)}\n"
