@@ -99,6 +99,21 @@ def run_program(example: str, *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
+def assert_output_is_shown(output: str, shown: Path, normalize: Callable[[str], str] = str) -> None:
+    """A real run printed what the page shows (the committed file it includes).
+
+    UPDATE_SNIPPETS=1 rewrites the file from this run instead: then read the
+    page again, since its prose explains that output.
+    """
+    if os.environ.get("UPDATE_SNIPPETS"):
+        shown.write_text(output)
+    assert normalize(output) == normalize(shown.read_text()), (
+        f"the output differs from {shown.relative_to(ROOT)}, which the page shows; if the "
+        f"change is intended, rerun with UPDATE_SNIPPETS=1 and check the page's prose. "
+        f"Output:\n{output}"
+    )
+
+
 @dataclass
 class RunningExample:
     """An example program started the way its page says, as a subprocess."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import ROOT, run_line, run_program
+from harness import ROOT, assert_output_is_shown, run_line, run_program
 
 EXAMPLE = "why_distributed/event_loop_order.py"
 SHOWN = ROOT / "snippets" / "why_distributed" / "event_loop_order.txt"
@@ -15,12 +15,7 @@ def test_run_line_is_the_plain_command() -> None:
 
 
 def test_printed_order_is_the_order_the_page_shows() -> None:
-    output = run_program(EXAMPLE)
-    assert output == SHOWN.read_text(), (
-        f"the output changed; if that is intended, regenerate the page's copy with\n"
-        f"  python examples/{EXAMPLE} > {SHOWN.relative_to(ROOT)}\n"
-        f"and check that the page's explanation still matches. Output:\n{output}"
-    )
+    assert_output_is_shown(run_program(EXAMPLE), SHOWN)
 
 
 def test_order_is_the_same_on_every_run() -> None:

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 import sysdeps
-from harness import LOOPBACK, ROOT, RunningExample, free_port
+from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port
 
 RECIPE_API = "why_distributed/recipe_api.py"
 WEB_API = "why_distributed/web_api.py"
@@ -247,9 +247,7 @@ def test_try_services_script_prints_what_the_page_shows(run_example) -> None:
         timeout=30,
         check=True,
     )
-    if os.environ.get("UPDATE_SNIPPETS"):
-        TRY_OUTPUT.write_text(result.stdout)
-    assert without_pids(result.stdout) == without_pids(TRY_OUTPUT.read_text())
+    assert_output_is_shown(result.stdout, TRY_OUTPUT, normalize=without_pids)
     assert f'"consumer_pid":{web_api.pid}' in result.stdout
     assert f'"producer_pid":{recipe_api.pid}' in result.stdout
 

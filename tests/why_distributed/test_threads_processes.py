@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from harness import ROOT, run_program
+from harness import ROOT, assert_output_is_shown, run_program
 
 PAGE = ROOT / "docs" / "why_distributed" / "threads_processes.md"
 GIL_POOLS = "why_distributed/gil_pools.py"
@@ -47,12 +47,7 @@ def test_process_pool_work_spreads_over_processes(pools: dict[str, re.Match[str]
 
 
 def test_message_passing_output_is_what_the_page_shows() -> None:
-    output = run_program(MESSAGE_PASSING)
-    assert output == SHOWN.read_text(), (
-        f"the output changed; if that is intended, regenerate the page's copy with\n"
-        f"  python examples/{MESSAGE_PASSING} > {SHOWN.relative_to(ROOT)}\n"
-        f"Output:\n{output}"
-    )
+    assert_output_is_shown(run_program(MESSAGE_PASSING), SHOWN)
 
 
 def test_page_includes_the_output_it_explains() -> None:
