@@ -13,6 +13,8 @@ BENCHMARKS = {
     "recipe_api_vs_node": "bench.why_distributed.recipe_api_vs_node",
     "loop_lag": "bench.why_distributed.loop_lag",
     "gil_pools": "bench.why_distributed.gil_pools",
+    "compression_sizes": "bench.protocols.compression_sizes",
+    "protocols_compared": "bench.protocols.protocols_compared",
 }
 
 
