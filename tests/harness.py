@@ -56,12 +56,12 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 
 
 def run_line(example: str) -> str:
-    """The command line an example's docstring gives the reader, under "Run it...:"."""
+    """The command line an example's docstring gives the reader, after "Run it..."."""
     path = EXAMPLES / example
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
     lines = docstring.splitlines()
     for i, line in enumerate(lines):
-        if line.strip().startswith("Run it") and line.strip().endswith(":"):
+        if line.strip().startswith("Run it"):
             for candidate in lines[i + 1 :]:
                 if f"python examples/{example}" in candidate:
                     return candidate.strip()
@@ -79,7 +79,9 @@ def command_from_run_line(line: str) -> tuple[dict[str, str], list[str]]:
     return env, [sys.executable, *words[1:]]
 
 
-def run_program(example: str, *args: str, timeout: float = 120) -> str:
+def run_program(
+    example: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> str:
     """Run a one-shot example as its docstring's run line says; return its output.
 
     It must exit with code 0 and write nothing to stderr.
@@ -88,7 +90,7 @@ def run_program(example: str, *args: str, timeout: float = 120) -> str:
     result = subprocess.run(
         [*argv, *args],
         cwd=ROOT,
-        env={**os.environ, **line_env},
+        env={**os.environ, **line_env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

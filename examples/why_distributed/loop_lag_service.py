@@ -36,7 +36,9 @@ import signal
 from concurrent.futures import ProcessPoolExecutor
 
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 MAX_N = 35  # fib(35) takes a second or two in CPython: slow enough to see, still bounded
@@ -57,7 +59,7 @@ def checked(n: int) -> int:
     return n
 
 
-app = Sanic("loop-lag-service")
+app = Sanic("loop-lag-service", error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"  # every error body is JSON
 app.config.MOTD = False
 

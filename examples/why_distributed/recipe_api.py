@@ -24,7 +24,9 @@ import os
 
 import orjson
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 # --8<-- [start:app]
@@ -42,8 +44,10 @@ RECIPES = {
     },
 }
 
-app = Sanic("recipe-api", dumps=orjson.dumps)
-app.config.FALLBACK_ERROR_FORMAT = "json"  # every error body is JSON
+# Every error body is JSON, whatever the client's Accept header says: the
+# fallback format alone still answers text when a client does not accept JSON.
+app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
+app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024  # larger bodies get 413
 app.config.MOTD = False
 

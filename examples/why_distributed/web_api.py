@@ -26,13 +26,17 @@ import os
 import httpx
 import orjson
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 # --8<-- [start:client]
 TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
 TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
 
-app = Sanic("web-api", dumps=orjson.dumps)
+# Every error body is JSON, whatever the client's Accept header says: the
+# fallback format alone still answers text when a client does not accept JSON.
+app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False

@@ -261,3 +261,9 @@ def test_recipe_api_access_log_is_off_unless_asked(run_example) -> None:
     assert logged.stop() == 0
     assert "GET http://127.0.0.1" not in quiet.output()
     assert f"GET http://127.0.0.1:{logged.port}/recipes/42" in logged.output()
+
+
+@pytest.mark.parametrize("accept", ["text/html", "text/plain", "*/*"])
+def test_errors_are_json_whatever_the_client_accepts(recipe_api: RunningExample, accept) -> None:
+    response = httpx.get(f"{recipe_api.url}/recipes/0", headers={"Accept": accept})
+    assert_json_error(response, 400)

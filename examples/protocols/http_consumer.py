@@ -1,0 +1,147 @@
+"""web-api, calling recipe-api with JSON over HTTP and mapping its failures.
+
+`GET /recipes/<id>` and `POST /recipes` go to recipe-api (at `TARGET`)
+through one shared HTTP client, and come back with web-api's pid beside the
+producer's answer. `GET /health` answers 200 once the server is ready.
+
+Run it (with recipe-api already listening on port 4000):
+
+    TARGET=http://127.0.0.1:4000 python examples/protocols/http_consumer.py
+
+Environment:
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `3000`).
+- `TARGET`: base URL of recipe-api (default `http://127.0.0.1:4000`).
+- `TARGET_TIMEOUT`: seconds to wait for recipe-api, per call (default `2`).
+
+A body that is not JSON gets 400, and one not labelled `application/json`
+415, from web-api itself. The client's mistakes that only recipe-api can
+detect (an id out of range, an unknown recipe, an invalid one, a duplicate
+name) keep their status: 400, 404, 422, 409. Every failure of recipe-api
+itself is web-api's 502, or 504 when it did not answer in time; never a 500,
+never a hang.
+"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import orjson
+from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.exceptions import BadRequest, SanicException
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse, json
+
+
+class ClientError(SanicException):
+    """A 4xx: answered with a JSON body, and no traceback in the log."""
+
+    quiet = True
+
+
+TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
+TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
+
+app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 16 * 1024  # the same limit as recipe-api's
+app.config.MOTD = False
+
+
+@app.before_server_start
+async def open_client(app: Sanic) -> None:
+    # One client, one pool of kept-alive connections, for the life of the process.
+    app.ctx.recipes = httpx.AsyncClient(
+        base_url=TARGET, timeout=TARGET_TIMEOUT, headers={"Accept": "application/json"}
+    )
+
+
+@app.after_server_stop
+async def close_client(app: Sanic) -> None:
+    await app.ctx.recipes.aclose()
+
+
+# --8<-- [start:call]
+# What the client sent (an id, a recipe) was wrong, and only recipe-api could tell.
+PASSED_ON = {400, 404, 409, 422}
+
+
+def gateway_error(status: int, reason: str) -> HTTPResponse:
+    return json({"error": "recipe-api unavailable", "reason": reason}, status=status)
+
+
+async def call_recipe_api(method: str, path: str, **kwargs: object) -> HTTPResponse:
+    try:
+        response = await app.ctx.recipes.request(method, path, **kwargs)
+        body = response.json()
+    except httpx.TimeoutException:
+        return gateway_error(504, f"no answer within {TARGET_TIMEOUT:g}s")
+    except httpx.TransportError as error:  # refused, reset, DNS...
+        return gateway_error(502, type(error).__name__)
+    except ValueError:  # the body was not JSON
+        return gateway_error(502, "answered something that is not JSON")
+    if response.status_code in PASSED_ON:
+        # Pass on what went wrong, field by field; nothing else of the answer.
+        details = body if isinstance(body, dict) else {}
+        error = {"status": response.status_code, "message": details.get("message", "")}
+        if "context" in details:
+            error["context"] = details["context"]
+        return json(error, status=response.status_code)
+    if response.is_error:  # another 4xx (406, 413, 415...) is web-api's bug; a 5xx, recipe-api's
+        return gateway_error(502, f"answered {response.status_code}")
+    headers = {"Location": response.headers["location"]} if "location" in response.headers else {}
+    return json(
+        {"consumer_pid": os.getpid(), "producer_data": body},
+        status=response.status_code,
+        headers=headers,
+    )
+
+
+# --8<-- [end:call]
+
+
+# --8<-- [start:routes]
+@app.get("/recipes/<recipe_id:int>")
+async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
+    return await call_recipe_api("GET", f"/recipes/{recipe_id}")
+
+
+@app.post("/recipes")
+async def create_recipe(request: Request) -> HTTPResponse:
+    # Bad JSON is caught here, before it costs a call; whether the JSON is a
+    # valid recipe is recipe-api's business, and its 422 comes back as is.
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ClientError("send the recipe as application/json", status_code=415)
+    try:
+        orjson.loads(request.body)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"malformed JSON: {error}") from None
+    return await call_recipe_api(
+        "POST", "/recipes", content=request.body, headers={"Content-Type": "application/json"}
+    )
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+# --8<-- [end:routes]
+
+
+def main() -> None:
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "3000")),
+        single_process=True,
+        access_log=False,
+        debug=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""recipe-api with mutual TLS: only clients with a certificate from our CA get in.
+
+The server presents its certificate as `tls_producer.py` does, and also
+demands one from the client, which must chain to the CA in `TLS_CA`. A client
+without a certificate, or with one from any other CA, fails the handshake
+before a byte of HTTP is read. Each recipe answer names the client, read from
+the certificate it presented.
+
+Run it (after `python examples/protocols/tls_certs.py`):
+
+    python examples/protocols/mtls_producer.py
+
+Environment:
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4444`).
+- `TLS_CERT`: the server's certificate, PEM (default `certs/server.pem`).
+- `TLS_KEY`: the server's private key, PEM (default `certs/server.key`).
+- `TLS_CA`: the CA that client certificates must chain to, PEM
+  (default `certs/ca.pem`).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+import orjson
+from sanic import Request, Sanic
+from sanic.exceptions import BadRequest, NotFound
+from sanic.response import HTTPResponse, json
+
+MAX_ID = 2**31 - 1
+
+RECIPES = {
+    42: {
+        "id": 42,
+        "name": "Chicken Tikka Masala",
+        "steps": "Throw it in a pot...",
+        "ingredients": [
+            {"id": 1, "name": "Chicken", "quantity": "1 lb"},
+            {"id": 2, "name": "Sauce", "quantity": "2 cups"},
+        ],
+    },
+}
+
+app = Sanic("recipe-api-mtls", dumps=orjson.dumps)
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 64 * 1024
+app.config.MOTD = False
+
+
+# --8<-- [start:context]
+def tls_context() -> ssl.SSLContext:
+    # Purpose.CLIENT_AUTH: the context of a server, which authenticates clients.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(
+        os.environ.get("TLS_CERT", "certs/server.pem"),
+        os.environ.get("TLS_KEY", "certs/server.key"),
+    )
+    context.load_verify_locations(cafile=os.environ.get("TLS_CA", "certs/ca.pem"))
+    context.verify_mode = ssl.CERT_REQUIRED  # no valid client certificate, no connection
+    return context
+
+
+# --8<-- [end:context]
+
+
+# --8<-- [start:routes]
+def client_name(request: Request) -> dict[str, str]:
+    """The subject of the certificate the client presented, already verified."""
+    cert = request.transport.get_extra_info("peercert")
+    return {key: value for rdn in cert["subject"] for key, value in rdn}
+
+
+@app.get("/recipes/<recipe_id:int>")
+async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
+    if not 1 <= recipe_id <= MAX_ID:
+        raise BadRequest(f"recipe id must be between 1 and {MAX_ID}")
+    recipe = RECIPES.get(recipe_id)
+    if recipe is None:
+        raise NotFound(f"no recipe with id {recipe_id}")
+    return json({"producer_pid": os.getpid(), "client": client_name(request), "recipe": recipe})
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+# --8<-- [end:routes]
+
+
+def main() -> None:
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "4444")),
+        ssl=tls_context(),
+        single_process=True,
+        access_log=False,
+        debug=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

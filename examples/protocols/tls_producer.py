@@ -1,0 +1,100 @@
+"""recipe-api over HTTPS: the same producer, behind TLS.
+
+It answers `GET /recipes/<id>` and `GET /health` like the first chapter's
+recipe-api, but only over TLS, with a certificate signed by our own CA (make it
+first with `tls_certs.py`). Each recipe answer also says what the connection
+negotiated: the TLS version, the cipher suite, and the server name the client
+asked for (SNI), if any.
+
+Run it (after `python examples/protocols/tls_certs.py`):
+
+    python examples/protocols/tls_producer.py
+
+Environment:
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4443`).
+- `TLS_CERT`: the server's certificate, PEM (default `certs/server.pem`).
+- `TLS_KEY`: the server's private key, PEM (default `certs/server.key`).
+
+A client that does not trust the CA fails the handshake; a plain-HTTP request
+to this port gets its connection closed; neither disturbs the service.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+from sanic import Request, Sanic
+from sanic.exceptions import BadRequest, NotFound
+from sanic.response import HTTPResponse, json
+
+MAX_ID = 2**31 - 1
+
+RECIPES = {
+    42: {
+        "id": 42,
+        "name": "Chicken Tikka Masala",
+        "steps": "Throw it in a pot...",
+        "ingredients": [
+            {"id": 1, "name": "Chicken", "quantity": "1 lb"},
+            {"id": 2, "name": "Sauce", "quantity": "2 cups"},
+        ],
+    },
+}
+
+app = Sanic("recipe-api-tls", dumps=orjson.dumps)
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 64 * 1024
+app.config.MOTD = False
+
+
+# --8<-- [start:routes]
+def tls_facts(request: Request) -> dict[str, str]:
+    """What this connection negotiated, read from its ssl.SSLObject."""
+    tls = request.transport.get_extra_info("ssl_object")
+    return {
+        "version": tls.version(),
+        "cipher": tls.cipher()[0],
+        "server_name": request.conn_info.server_name,  # SNI: "" when the client sent none
+    }
+
+
+@app.get("/recipes/<recipe_id:int>")
+async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
+    if not 1 <= recipe_id <= MAX_ID:
+        raise BadRequest(f"recipe id must be between 1 and {MAX_ID}")
+    recipe = RECIPES.get(recipe_id)
+    if recipe is None:
+        raise NotFound(f"no recipe with id {recipe_id}")
+    return json({"producer_pid": os.getpid(), "tls": tls_facts(request), "recipe": recipe})
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+# --8<-- [end:routes]
+
+
+# --8<-- [start:run]
+def main() -> None:
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "4443")),
+        # Sanic builds the SSLContext: TLS 1.2 at least, forward-secret AEAD ciphers only.
+        ssl={
+            "cert": os.environ.get("TLS_CERT", "certs/server.pem"),
+            "key": os.environ.get("TLS_KEY", "certs/server.key"),
+        },
+        single_process=True,
+        access_log=False,
+        debug=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
+# --8<-- [end:run]
