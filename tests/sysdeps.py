@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import threading
 
@@ -80,6 +81,31 @@ def apt_install(packages: list[str]) -> None:
         raise MissingProgram(
             f"apt-get install {' '.join(packages)} failed:\n{result.stdout}\n{result.stderr}"
         )
+
+
+def require_localhost() -> None:
+    """TLS tests reach servers by name: "localhost" must resolve to loopback.
+
+    A minimal Debian root file system can lack /etc/hosts; netbase provides it.
+    """
+
+    def resolves() -> bool:
+        try:
+            return socket.gethostbyname("localhost") == "127.0.0.1"
+        except OSError:
+            return False
+
+    with _lock:
+        if resolves():
+            return
+        if can_apt_install():
+            print("localhost does not resolve: installing netbase for /etc/hosts", flush=True)
+            apt_install(["netbase"])
+        if not resolves():
+            raise MissingProgram(
+                "the name localhost does not resolve to 127.0.0.1: add the line "
+                "'127.0.0.1 localhost' to /etc/hosts (Debian: sudo apt-get install netbase)"
+            )
 
 
 def require(*programs: str) -> dict[str, str]:

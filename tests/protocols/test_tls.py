@@ -56,6 +56,7 @@ def make_certs(directory: Path) -> str:
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Our CA and its certificates, in <tmp>/certs as the page's commands expect."""
+    sysdeps.require_localhost()  # the tests reach the producers by name, as readers do
     directory = tmp_path_factory.mktemp("ours") / "certs"
     assert_output_is_shown(make_certs(directory), SNIPPETS / "tls_certs.out")
     return directory
@@ -448,12 +449,18 @@ def test_mtls_refuses_clients_without_a_cert_from_our_ca(
         else:
             # TLS 1.3: the client's side of the handshake completes before the server
             # has read the certificate; the refusal arrives as the connection closing.
+            # How it closes depends on the OpenSSL build and timing: an EOF, an alert,
+            # a reset or a clean close_notify. What never arrives is an HTTP answer.
             with context.wrap_socket(
                 sock, server_hostname="localhost", suppress_ragged_eofs=False
             ) as tls:
                 assert tls.version() == "TLSv1.3"
-                with pytest.raises(ssl.SSLEOFError):
-                    tls.recv(1024)
+                try:
+                    tls.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    answer = tls.recv(1024)
+                except (ssl.SSLError, ConnectionError):
+                    answer = b""
+                assert answer == b""
     assert mtls_producer.alive()
 
 
