@@ -15,6 +15,9 @@ BENCHMARKS = {
     "gil_pools": "bench.why_distributed.gil_pools",
     "compression_sizes": "bench.protocols.compression_sizes",
     "protocols_compared": "bench.protocols.protocols_compared",
+    "workers": "bench.scaling.workers",
+    "proxy_overhead": "bench.scaling.proxy_overhead",
+    "capacity": "bench.scaling.capacity",
 }
 
 

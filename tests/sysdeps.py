@@ -25,6 +25,7 @@ DEBIAN_PACKAGES = {
     "node": "nodejs",
     "npm": "npm",
     "taskset": "util-linux",
+    "haproxy": "haproxy",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
