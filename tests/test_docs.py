@@ -114,3 +114,18 @@ def test_run_commands_on_pages_are_the_examples_own_run_lines() -> None:
                 )
     assert seen, "no page shows how to run an example"
     assert not problems, "\n".join(problems)
+
+
+def test_shell_blocks_hold_only_tested_commands() -> None:
+    """A command a reader copies is an included script that a test runs, an example's
+    run line (checked above), or the project's own `./nox` command."""
+    block = re.compile(r"^( *)```(?:bash|sh|shell|console)[^\n]*\n(.*?)^\1```", re.M | re.S)
+    allowed = re.compile(r"^(?:(?:[A-Z_]+=\S+ )*python examples/\S+\.py\b.*|\./nox(?: .*)?)$")
+    problems = []
+    for page in PAGES:
+        for match in block.finditer(page.read_text()):
+            for line in match.group(2).splitlines():
+                line = line.strip()
+                if line and not line.startswith("--8<--") and not allowed.match(line):
+                    problems.append(f"{page.relative_to(ROOT)}: {line!r}")
+    assert not problems, "untested shell commands on pages:\n" + "\n".join(problems)
