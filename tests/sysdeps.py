@@ -26,6 +26,7 @@ DEBIAN_PACKAGES = {
     "npm": "npm",
     "taskset": "util-linux",
     "haproxy": "haproxy",
+    "rsyslogd": "rsyslog",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
