@@ -1,0 +1,147 @@
+"""A service whose `GET /health` checks PostgreSQL and Redis, each with a timeout.
+
+`GET /health` runs both checks at once, each bounded by `HEALTH_TIMEOUT`, and
+answers:
+
+- 200 `"UP"` when both answer;
+- 200 `"DEGRADED"` when only Redis (a cache: the service still works, slower)
+  is down;
+- 500 `"DOWN"` when PostgreSQL (without it nothing can be served) is down.
+
+The body gives each dependency's status and, when it failed, the class of the
+error (`TimeoutError`, `OperationalError`, `ConnectionError`...): never the
+error message, the credentials or the URL. A dependency that accepts the
+connection and never answers counts as down after `HEALTH_TIMEOUT` seconds.
+`GET /live` answers 200 without looking at any dependency: the process is alive.
+
+Run it (with PostgreSQL and Redis at the addresses below, or not: it then
+reports them down):
+
+    python examples/observability/health_service.py
+
+Environment:
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4000`).
+- `DATABASE_URL`: PostgreSQL URL (default `postgresql://postgres@127.0.0.1:5432/postgres`).
+- `REDIS_URL`: Redis URL (default `redis://127.0.0.1:6379/0`).
+- `HEALTH_TIMEOUT`: seconds each dependency gets to answer (default `1`).
+
+It starts whether or not its dependencies are up, and reports them DOWN until
+they are. It stops cleanly on SIGTERM or Ctrl-C, closing its Redis connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from urllib.parse import urlsplit
+
+import orjson
+import psycopg
+import redis.asyncio as redis
+from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.handlers import ErrorHandler
+from sanic.log import logger as log
+from sanic.response import HTTPResponse, json
+
+# --8<-- [start:setup]
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+HEALTH_TIMEOUT = float(os.environ.get("HEALTH_TIMEOUT", "1"))
+
+app = Sanic("health-service", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 64 * 1024
+app.config.MOTD = False
+
+
+def redacted(url: str) -> str:
+    """scheme://host:port/path: what is safe to log. No user, no password."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
+
+
+@app.before_server_start
+async def open_clients(app: Sanic) -> None:
+    # Creating the client connects to nothing: a Redis that is down does not
+    # stop the service from starting; /health reports it instead.
+    app.ctx.redis = redis.Redis.from_url(
+        REDIS_URL, socket_timeout=HEALTH_TIMEOUT, socket_connect_timeout=HEALTH_TIMEOUT
+    )
+    log.info("checking %s and %s", redacted(DATABASE_URL), redacted(REDIS_URL))
+
+
+@app.after_server_stop
+async def close_clients(app: Sanic) -> None:
+    await app.ctx.redis.aclose()
+
+
+# --8<-- [end:setup]
+
+
+# --8<-- [start:checks]
+async def check_postgres() -> None:
+    # A fresh connection each time: it proves that a new connection can be
+    # made now, which is what the next request will need.
+    connection = await psycopg.AsyncConnection.connect(
+        DATABASE_URL, connect_timeout=max(2, round(HEALTH_TIMEOUT))
+    )
+    async with connection:
+        await connection.execute("SELECT 1")
+
+
+async def check_redis() -> None:
+    await app.ctx.redis.ping()
+
+
+async def status_of(name: str, check) -> dict[str, str]:
+    try:
+        await asyncio.wait_for(check(), HEALTH_TIMEOUT)
+    except Exception as error:  # any failure, a timeout included, means down
+        # The class name only: messages can carry host names, users, even a DSN.
+        log.warning("%s is down: %s", name, type(error).__name__)
+        return {"status": "DOWN", "error": type(error).__name__}
+    return {"status": "UP"}
+
+
+# --8<-- [end:checks]
+
+
+# --8<-- [start:routes]
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    # Both checks at once: the answer takes the slowest one, not their sum.
+    postgres, cache = await asyncio.gather(
+        status_of("postgres", check_postgres), status_of("redis", check_redis)
+    )
+    if postgres["status"] == "DOWN":
+        status, code = "DOWN", 500  # nothing can be served without the database
+    elif cache["status"] == "DOWN":
+        status, code = "DEGRADED", 200  # still serving, only slower
+    else:
+        status, code = "UP", 200
+    return json({"status": status, "checks": {"postgres": postgres, "redis": cache}}, status=code)
+
+
+@app.get("/live")
+async def live(request: Request) -> HTTPResponse:
+    return json({"status": "UP"})  # the process answers: that is all liveness asks
+
+
+# --8<-- [end:routes]
+
+
+def main() -> None:
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "4000")),
+        single_process=True,
+        access_log=False,
+        debug=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""recipe-api with configuration per environment and structured JSON logs.
+
+It answers `GET /recipes/<id>` and `GET /health` like the recipe-api of
+chapter 1, and logs every request as JSON lines with structlog: a level
+checked against a threshold, and a request id bound to every line of a
+request and returned in the `X-Request-Id` response header. Lines go to
+stdout and, when `LOG_UDP` is set, one JSON record per UDP datagram to a log
+collector (rsyslog in the tests, Logstash in the Node.js book). A collector
+that is down never slows a request nor raises: failed sends are counted.
+
+Settings are checked at start-up: a bad value stops the service with a clear
+message on stderr and exit code 2, before it opens its port.
+
+Run it:
+
+    APP_ENV=development python examples/observability/logging_service.py
+
+Environment:
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4000`).
+- `APP_ENV`: `development` (default), `staging` or `production`; picks the
+  defaults below.
+- `LOG_LEVEL`: `debug`, `info`, `warning` or `error`: lines below it are
+  dropped (default: `debug` in development and staging, `info` in production).
+- `LOG_FORMAT`: `console` (readable, default in development) or `json`
+  (default in staging and production) for stdout; UDP always gets JSON.
+- `LOG_UDP`: `host:port` of the log collector (default: none, stdout only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+import structlog
+from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.exceptions import BadRequest, NotFound
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse, json
+
+# --8<-- [start:settings]
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+FORMATS = ("console", "json")
+# Each environment is a complete set of defaults; a variable overrides one of them.
+ENVIRONMENTS = {
+    "development": {"log_level": "debug", "log_format": "console"},
+    "staging": {"log_level": "debug", "log_format": "json"},
+    "production": {"log_level": "info", "log_format": "json"},
+}
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    log_level: str
+    log_format: str
+    log_udp: tuple[str, int] | None
+
+
+def one_of(name: str, value: str, allowed: Any) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def udp_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"LOG_UDP={value!r} is not host:port")
+    try:  # resolve once, at start-up, rather than on every log line
+        info = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"LOG_UDP={value!r}: cannot resolve {host!r} ({error})") from None
+    return info[0][4][0], int(port)
+
+
+def load_settings(environ: os._Environ[str] | dict[str, str]) -> Settings:
+    env = one_of("APP_ENV", environ.get("APP_ENV", "development"), ENVIRONMENTS)
+    defaults = ENVIRONMENTS[env]
+    level = environ.get("LOG_LEVEL", defaults["log_level"])
+    log_format = environ.get("LOG_FORMAT", defaults["log_format"])
+    udp = environ.get("LOG_UDP")
+    return Settings(
+        env=env,
+        log_level=one_of("LOG_LEVEL", level, LEVELS),
+        log_format=one_of("LOG_FORMAT", log_format, FORMATS),
+        log_udp=udp_address(udp) if udp else None,
+    )
+
+
+# --8<-- [end:settings]
+
+
+# --8<-- [start:udp]
+class UdpShipper:
+    """A structlog processor: sends each record as one JSON datagram, then passes it on.
+
+    The socket is non-blocking and nothing waits for an answer: a full buffer or
+    a collector that is down (the kernel reports "connection refused" after an
+    ICMP port unreachable) costs one counted, dropped record, never a delay.
+    """
+
+    PRIORITY: ClassVar[dict[str, int]] = {
+        "debug": 7,
+        "info": 6,
+        "warning": 4,
+        "error": 3,
+    }  # syslog severities
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.connect(address)  # connected: the kernel reports refusals to us
+        self.sent = 0
+        self.failed = 0
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        # <PRI>tag: @cee:{json}: a syslog line whose message rsyslog's mmjsonparse reads.
+        priority = 16 * 8 + self.PRIORITY.get(event.get("level", "info"), 6)  # local0
+        datagram = b"<%d>recipe-api: @cee:" % priority + orjson.dumps(event, default=str)
+        try:
+            self.sock.send(datagram[:8192])  # stay well under the UDP size limit
+            self.sent += 1
+        except OSError:
+            self.failed += 1
+        return event
+
+
+# --8<-- [end:udp]
+
+
+# --8<-- [start:logging]
+def configure_logging(settings: Settings) -> UdpShipper | None:
+    shipper = UdpShipper(settings.log_udp) if settings.log_udp else None
+
+    def add_environment(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("env", settings.env)
+        event.setdefault("service", "recipe-api")
+        return event
+
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=lambda obj, **kw: orjson.dumps(obj).decode())
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,  # request_id, method, path
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_environment,
+            *([shipper] if shipper else []),
+            renderer,
+        ],
+        # Below the threshold a call returns at once: nothing rendered, nothing sent.
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[settings.log_level]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    return shipper
+
+
+# --8<-- [end:logging]
+
+log = structlog.get_logger()
+
+# --8<-- [start:request_id]
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+UNSAFE = re.compile(r"[^\x20-\x7e]")  # control characters, newlines, non-ASCII
+
+
+def clean(value: str, limit: int = 200) -> str:
+    """A client-supplied value made safe for a log line: printable and bounded."""
+    value = UNSAFE.sub("?", value)
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def request_id_for(request: Request) -> str:
+    """The caller's X-Request-Id if it looks like an id, else a new one."""
+    supplied = request.headers.get("x-request-id", "")
+    return supplied if REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+
+
+# --8<-- [end:request_id]
+
+RECIPES = {
+    42: {
+        "id": 42,
+        "name": "Chicken Tikka Masala",
+        "steps": "Throw it in a pot...",
+        "ingredients": [
+            {"id": 1, "name": "Chicken", "quantity": "1 lb"},
+            {"id": 2, "name": "Sauce", "quantity": "2 cups"},
+        ],
+    },
+}
+MAX_ID = 2**31 - 1
+
+app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 64 * 1024
+app.config.MOTD = False
+
+
+# --8<-- [start:middleware]
+@app.on_request
+async def bind_request(request: Request) -> None:
+    request.ctx.started = time.perf_counter()
+    request.ctx.request_id = request_id_for(request)
+    # contextvars: every line logged while serving this request carries these.
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        request_id=request.ctx.request_id,
+        method=clean(request.method, 10),
+        path=clean(request.path),
+    )
+    log.debug("request started", user_agent=clean(request.headers.get("user-agent", ""), 100))
+
+
+@app.on_response
+async def log_response(request: Request, response: HTTPResponse) -> None:
+    response.headers["X-Request-Id"] = request.ctx.request_id
+    elapsed_ms = round((time.perf_counter() - request.ctx.started) * 1000, 2)
+    finished = log.warning if response.status >= 400 else log.info
+    finished("request finished", status=response.status, duration_ms=elapsed_ms)
+    structlog.contextvars.clear_contextvars()
+
+
+# --8<-- [end:middleware]
+
+
+@app.get("/recipes/<recipe_id:int>")
+async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
+    if not 1 <= recipe_id <= MAX_ID:
+        raise BadRequest(f"recipe id must be between 1 and {MAX_ID}")
+    log.debug("looking up recipe", recipe_id=recipe_id)
+    recipe = RECIPES.get(recipe_id)
+    if recipe is None:
+        raise NotFound(f"no recipe with id {recipe_id}")
+    return json({"producer_pid": os.getpid(), "recipe": recipe})
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    shipper: UdpShipper | None = app.ctx.shipper
+    udp = {"sent": shipper.sent, "failed": shipper.failed} if shipper else None
+    return json({"status": "ok", "log_udp": udp})
+
+
+# --8<-- [start:run]
+def main() -> None:
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)  # a usage error: nothing started, nothing to clean up
+    app.ctx.shipper = configure_logging(settings)
+    log.info("starting", log_level=settings.log_level, log_udp=os.environ.get("LOG_UDP"))
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "4000")),
+        single_process=True,
+        access_log=False,  # our own "request finished" line replaces it
+        debug=False,
+    )
+    shipper = app.ctx.shipper
+    log.info("stopped", udp_sent=shipper and shipper.sent, udp_failed=shipper and shipper.failed)
+
+
+if __name__ == "__main__":
+    main()
+# --8<-- [end:run]
