@@ -27,6 +27,8 @@ DEBIAN_PACKAGES = {
     "taskset": "util-linux",
     "haproxy": "haproxy",
     "rsyslogd": "rsyslog",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
