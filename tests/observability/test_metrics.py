@@ -1,0 +1,206 @@
+"""Metrics with Prometheus: what the page claims about metrics_service.py, with a real Prometheus.
+
+Prometheus is started with the commands of snippets/observability/metrics_prometheus.sh
+(the committed prometheus.yml, its placeholders filled in by sed, checked by promtool),
+scrapes the service every second, and the tests read the values back from its HTTP API.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sysdeps
+from harness import LOOPBACK, ROOT, Service, assert_output_is_shown, free_port, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+SERVICE = "observability/metrics_service.py"
+SNIPPETS = ROOT / "snippets" / "observability"
+READER_DIR = "/tmp/recipe-prom"  # noqa: S108  (the reader's directory in the script)
+RECIPE_ROUTE = "/recipes/<recipe_id:int>"
+ROUTES = {RECIPE_ROUTE, "/health", "/metrics", "unmatched"}
+
+
+def script_lines(script: str) -> list[str]:
+    text = (SNIPPETS / script).read_text()
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+class Prometheus:
+    def __init__(self, port: int, service: Service) -> None:
+        self.port = port
+        self.service = service
+        self.url = f"http://{LOOPBACK}:{port}"
+
+    def query(self, promql: str) -> list[dict]:
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def values(self, promql: str, label: str) -> dict[str, float]:
+        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(promql)}
+
+    def wait_for(self, promql: str, label: str, expected: dict[str, float]) -> None:
+        """Scrapes happen every second: poll until the values arrive, within a bound."""
+        wait_until(lambda: self.values(promql, label) == expected, 20, f"{promql} == {expected}")
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], Prometheus]]:
+    """start(target) runs the commands of metrics_prometheus.sh against `target`
+    (host:port) with a 1 s scrape interval, a data directory under tmp_path and a
+    free port; waits for /-/ready; at the end sends SIGTERM and requires exit code 0."""
+    sysdeps.require("prometheus", "promtool")
+    mkdir, render, check, run = script_lines("metrics_prometheus.sh")
+    assert mkdir == f"mkdir -p {READER_DIR}"
+    started: list[Prometheus] = []
+
+    def start(target: str) -> Prometheus:
+        port = free_port()
+
+        def local(line: str) -> str:
+            line = line.replace(READER_DIR, str(tmp_path))
+            line = line.replace("127.0.0.1:4000", target).replace(
+                "__INTERVAL__/5s", "__INTERVAL__/1s"
+            )
+            return line.replace("127.0.0.1:9090", f"{LOOPBACK}:{port}")
+
+        subprocess.run(["bash", "-c", local(render)], cwd=ROOT, check=True)
+        config = (tmp_path / "prometheus.yml").read_text()
+        assert "__" not in config
+        assert f'"{target}"' in config
+        assert "scrape_interval: 1s" in config
+        checked = subprocess.run(
+            shlex.split(local(check)), cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "SUCCESS" in checked.stdout + checked.stderr
+        argv = shlex.split(local(run))
+        assert argv[0] == "prometheus"
+        service = Service("prometheus", argv, port, tmp_path, stop_signal=signal.SIGTERM)
+
+        def ready() -> bool:
+            try:
+                return (
+                    httpx.get(f"http://{LOOPBACK}:{port}/-/ready", timeout=0.5).status_code == 200
+                )
+            except httpx.TransportError:
+                return False
+
+        service.start(ready)
+        started.append(Prometheus(port, service))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.service.stop()
+        assert server.service.process is not None
+        assert server.service.process.returncode == 0, server.service.log_path.read_text()
+
+
+def scrape(url: str) -> dict:
+    """GET /metrics, parsed as the Prometheus text format: {name: family}."""
+    answer = httpx.get(f"{url}/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=")
+    return {family.name: family for family in text_string_to_metric_families(answer.text)}
+
+
+def route_values(families: dict) -> set[str]:
+    return {
+        sample.labels["route"]
+        for name in ("http_request_duration_seconds", "http_responses")
+        for sample in families[name].samples
+    }
+
+
+def test_metrics_is_valid_exposition_with_each_kind(run_example) -> None:
+    service = run_example(SERVICE, env={"LAG_INTERVAL": "0.05"})
+    assert httpx.get(f"{service.url}/recipes/42").status_code == 200
+    families = scrape(service.url)
+    assert families["http_request_duration_seconds"].type == "histogram"
+    assert families["http_responses"].type == "counter"
+    assert families["http_requests_in_flight"].type == "gauge"
+    assert families["event_loop_lag_seconds"].type == "gauge"
+    # The default process collector: memory and open file descriptors.
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    assert families["process_open_fds"].samples[0].value > 0
+    # The /metrics request is itself in flight while it renders.
+    assert families["http_requests_in_flight"].samples[0].value == 1
+    wait_until(
+        lambda: scrape(service.url)["event_loop_lag_seconds"].samples[0].value > 0,
+        10,
+        "a loop lag measurement",
+    )
+    assert all(not s.name.endswith("_created") for f in families.values() for s in f.samples)
+    counts = {
+        s.labels["route"]: s.value
+        for s in families["http_request_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert counts == {RECIPE_ROUTE: 1, "/health": 1}
+
+
+def test_unknown_paths_add_no_label_values(run_example) -> None:
+    service = run_example(SERVICE)
+    with httpx.Client(base_url=service.url) as client:
+        for _ in range(50):
+            answer = client.get(f"/{uuid.uuid4().hex}/{uuid.uuid4().hex}")
+            assert answer.status_code == 404
+            assert "message" in answer.json()
+        assert client.get("/recipes/not-a-number").status_code == 404
+        assert client.post("/recipes/42").status_code == 405
+    families = scrape(service.url)
+    assert route_values(families) <= ROUTES
+    responses = {
+        (s.labels["route"], s.labels["status"]): s.value for s in families["http_responses"].samples
+    }
+    assert responses[("unmatched", "404")] == 51
+    assert responses[("unmatched", "405")] == 1
+    assert families["http_requests_in_flight"].samples[0].value == 1  # only /metrics itself
+
+
+def test_prometheus_scrapes_the_service(run_example, prometheus) -> None:
+    service = run_example(SERVICE)
+    server = prometheus(f"{LOOPBACK}:{service.port}")
+    with httpx.Client(base_url=service.url) as client:
+        for _ in range(5):
+            assert client.get("/recipes/42").status_code == 200
+        for missing in (1, 2, 3):
+            assert client.get(f"/recipes/{missing}").status_code == 404
+        assert client.get("/no/such/route").status_code == 404
+    server.wait_for('up{job="recipe-api"}', "job", {"recipe-api": 1})
+    not_ops = '{route!~"/health|/metrics"}'
+    server.wait_for(
+        f"sum by (status) (http_responses_total{not_ops})", "status", {"200": 5, "404": 4}
+    )
+    server.wait_for(
+        f"sum by (route) (http_request_duration_seconds_count{not_ops})",
+        "route",
+        {RECIPE_ROUTE: 8, "unmatched": 1},
+    )
+    # Every request landed in some bucket: the +Inf bucket equals the count.
+    inf = server.values(
+        f'http_request_duration_seconds_bucket{{route="{RECIPE_ROUTE}",le="+Inf"}}', "le"
+    )
+    assert inf == {"+Inf": 8}
+    # The page's queries, as metrics_query.sh runs them, against this Prometheus.
+    output = ""
+    for line in script_lines("metrics_query.sh"):
+        argv = shlex.split(line.replace("127.0.0.1:9090", f"{LOOPBACK}:{server.port}"))
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True)
+        output += result.stdout
+    assert_output_is_shown(
+        output,
+        SNIPPETS / "metrics_query.out",
+        lambda text: re.sub(r" @\[[0-9.]+\]", " @[TIME]", text),
+    )
