@@ -55,6 +55,33 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return False
 
 
+def raw_exchange(port: int, payload: bytes) -> bytes:
+    """Send raw bytes to a loopback port and read until the server closes or goes quiet."""
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def connections_to(pid: int, port: int) -> int:
+    """How many TCP connections process `pid` holds to `port` (connection reuse checks)."""
+    import psutil  # only the tests that check connection reuse need it
+
+    return sum(
+        1
+        for conn in psutil.Process(pid).net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port == port
+    )
+
+
 def run_line(example: str) -> str:
     """The command line an example's docstring gives the reader, after "Run it..."."""
     path = EXAMPLES / example

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import sysdeps
 from graphql import get_introspection_query
@@ -25,6 +24,7 @@ from harness import (
     ROOT,
     RunningExample,
     assert_output_is_shown,
+    connections_to,
     free_port,
     wait_until,
 )
@@ -422,12 +422,7 @@ def test_consumer_reuses_one_connection(run_example, producer: RunningExample) -
     consumer = run_example(CONSUMER, env={"TARGET": producer.url})
     for _ in range(5):
         assert httpx.get(consumer.url).status_code == 200
-    to_producer = [
-        conn
-        for conn in psutil.Process(consumer.pid).net_connections(kind="tcp")
-        if conn.raddr and conn.raddr.port == producer.port
-    ]
-    assert len(to_producer) == 1
+    assert connections_to(consumer.pid, producer.port) == 1
 
 
 def test_consumer_502_when_the_producer_stops(run_example) -> None:

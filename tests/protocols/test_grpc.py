@@ -18,10 +18,16 @@ from types import SimpleNamespace
 
 import grpc
 import httpx
-import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port
+from harness import (
+    LOOPBACK,
+    ROOT,
+    RunningExample,
+    assert_output_is_shown,
+    connections_to,
+    free_port,
+)
 
 PRODUCER = "protocols/grpc_producer.py"
 CONSUMER = "protocols/grpc_consumer.py"
@@ -399,12 +405,7 @@ def test_consumer_uses_one_connection_for_concurrent_calls(
     with httpx.Client(timeout=CALL_TIMEOUT) as client:
         for _ in range(5):  # each GET / makes two calls at once
             assert client.get(consumer.url).status_code == 200
-    to_producer = [
-        conn
-        for conn in psutil.Process(consumer.pid).net_connections(kind="tcp")
-        if conn.raddr and conn.raddr.port == producer.port
-    ]
-    assert len(to_producer) == 1
+    assert connections_to(consumer.pid, producer.port) == 1
 
 
 def test_consumer_504_when_the_deadline_passes(producer: RunningExample, run_example) -> None:

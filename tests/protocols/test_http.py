@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import psutil
 import pytest
 import sysdeps
 from harness import (
@@ -27,7 +26,9 @@ from harness import (
     RunningExample,
     assert_output_is_shown,
     command_from_run_line,
+    connections_to,
     free_port,
+    raw_exchange,
     run_line,
     run_program,
 )
@@ -467,12 +468,7 @@ def test_consumer_reuses_one_connection(producer: RunningExample, run_example) -
     consumer = run_example(CONSUMER, env={"TARGET": producer.url})
     for _ in range(5):
         assert httpx.get(f"{consumer.url}/recipes/42").status_code == 200
-    to_producer = [
-        conn
-        for conn in psutil.Process(consumer.pid).net_connections(kind="tcp")
-        if conn.raddr and conn.raddr.port == producer.port
-    ]
-    assert len(to_producer) == 1
+    assert connections_to(consumer.pid, producer.port) == 1
 
 
 def test_consumer_502_when_the_producer_is_down(run_example) -> None:
@@ -610,21 +606,6 @@ MALFORMED_REQUESTS = {
         b"Content-Length: 100000\r\n\r\n{}"
     ),
 }
-
-
-def raw_exchange(port: int, payload: bytes) -> bytes:
-    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
-        sock.sendall(payload)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 @pytest.mark.parametrize("example", [PRODUCER, CONSUMER])

@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import sysdeps
 from cryptography import x509
@@ -28,6 +27,7 @@ from harness import (
     ROOT,
     RunningExample,
     assert_output_is_shown,
+    connections_to,
     free_port,
     run_program,
     wait_until,
@@ -326,12 +326,7 @@ def test_consumer_trusting_our_ca_gets_the_recipe_through_one_tls_connection(
     assert body["producer_data"]["tls"]["version"] == "TLSv1.3"
     for _ in range(4):
         assert httpx.get(web_api.url).status_code == 200
-    to_producer = [
-        conn
-        for conn in psutil.Process(web_api.pid).net_connections(kind="tcp")
-        if conn.raddr and conn.raddr.port == producer.port
-    ]
-    assert len(to_producer) == 1  # one TLS handshake for five requests
+    assert connections_to(web_api.pid, producer.port) == 1  # one TLS handshake for five requests
 
 
 def test_consumer_answers_502_when_the_producer_cert_is_from_another_ca(

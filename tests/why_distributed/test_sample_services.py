@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -14,10 +13,17 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import psutil
 import pytest
 import sysdeps
-from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port
+from harness import (
+    LOOPBACK,
+    ROOT,
+    RunningExample,
+    assert_output_is_shown,
+    connections_to,
+    free_port,
+    raw_exchange,
+)
 
 RECIPE_API = "why_distributed/recipe_api.py"
 WEB_API = "why_distributed/web_api.py"
@@ -68,21 +74,6 @@ def test_recipe_api_unknown_route_404_wrong_method_405(recipe_api: RunningExampl
     assert_json_error(httpx.delete(f"{recipe_api.url}/health"), 405)
 
 
-def raw_exchange(port: int, payload: bytes) -> bytes:
-    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
-        sock.sendall(payload)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
 MALFORMED_REQUESTS = {
     "garbage": b"\x00\x01\x02 not http at all\r\n\r\n",
     "bad request line": b"GET\r\n\r\n",
@@ -129,12 +120,7 @@ def test_web_api_reuses_one_connection_to_recipe_api(
     web_api = run_example(WEB_API, env={"TARGET": recipe_api.url})
     for _ in range(5):
         assert httpx.get(web_api.url).status_code == 200
-    to_recipe_api = [
-        conn
-        for conn in psutil.Process(web_api.pid).net_connections(kind="tcp")
-        if conn.raddr and conn.raddr.port == recipe_api.port
-    ]
-    assert len(to_recipe_api) == 1
+    assert connections_to(web_api.pid, recipe_api.port) == 1
 
 
 def test_web_api_502_when_recipe_api_is_down(run_example) -> None:
