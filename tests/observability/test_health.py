@@ -6,13 +6,20 @@ import os
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import sysdeps
-from harness import LOOPBACK, ROOT, PostgresServer, RedisServer, assert_output_is_shown, free_port
+from harness import (
+    LOOPBACK,
+    ROOT,
+    PostgresServer,
+    RedisServer,
+    assert_output_is_shown,
+    free_port,
+    wait_until,
+)
 
 SERVICE = "observability/health_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
@@ -28,12 +35,7 @@ def health(url: str) -> httpx.Response:
 
 
 def poll(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + POLL_BOUND
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not {what} within {POLL_BOUND:.0f}s")
+    wait_until(check, POLL_BOUND, what)
 
 
 def try_script(url: str) -> str:

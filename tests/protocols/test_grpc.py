@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -27,6 +26,7 @@ from harness import (
     assert_output_is_shown,
     connections_to,
     free_port,
+    wait_until,
 )
 
 PRODUCER = "protocols/grpc_producer.py"
@@ -36,10 +36,7 @@ CALL_TIMEOUT = 10  # seconds; a generous bound so that a broken server fails ins
 
 
 def wait_for(check, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    wait_until(check, timeout, what)
 
 
 def start_producer(run, **env: str) -> RunningExample:

@@ -15,7 +15,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import sysdeps
-from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port
+from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port, wait_until
 
 RECIPE_API = "why_distributed/recipe_api.py"
 SLOW = "scaling/slow_service.py"
@@ -41,10 +40,7 @@ BOUND = 30.0  # seconds: a generous bound for a state to be reached, never a thr
 
 
 def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not check():
-        assert time.monotonic() < deadline, f"not reached after {BOUND:.0f}s: {what}"
-        time.sleep(0.05)
+    wait_until(check, BOUND, what)
 
 
 def recipe_pid(client: httpx.Client) -> int:

@@ -147,9 +147,11 @@ class FakeRecipeApi(BaseHTTPRequestHandler):
 
     mode = "ok"
     delay = 0.0
+    arrived: threading.Event
 
     def do_GET(self) -> None:
-        time.sleep(self.delay)
+        self.arrived.set()
+        time.sleep(self.delay)  # a slow producer, on its own thread
         if self.mode == "silent":
             time.sleep(30)  # never answers in time; the consumer must give up first
             return
@@ -170,7 +172,7 @@ class FakeRecipeApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_recipe_api() -> Iterator[tuple[str, type[FakeRecipeApi]]]:
-    handler = type("Handler", (FakeRecipeApi,), {})
+    handler = type("Handler", (FakeRecipeApi,), {"arrived": threading.Event()})
     server = ThreadingHTTPServer((LOOPBACK, 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -204,7 +206,8 @@ def test_web_api_finishes_in_flight_requests_on_sigterm(run_example, fake_recipe
     result: dict[str, httpx.Response] = {}
     request = threading.Thread(target=lambda: result.update(r=httpx.get(web_api.url, timeout=10)))
     request.start()
-    time.sleep(0.2)  # the request is now waiting on the slow producer
+    assert handler.arrived.wait(10), "the request never reached the producer"
+    # web-api is now waiting on the slow producer: SIGTERM arrives mid-request
     assert web_api.stop(signal.SIGTERM) == 0
     request.join()
     assert result["r"].status_code == 200
