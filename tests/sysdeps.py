@@ -29,6 +29,12 @@ DEBIAN_PACKAGES = {
     "rsyslogd": "rsyslog",
     "prometheus": "prometheus",
     "promtool": "prometheus",
+    "carbon-cache": "graphite-carbon",
+    "graphite-manage": "graphite-web",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
+    "docker-compose": "docker-compose",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
@@ -74,13 +80,15 @@ def apt_install(packages: list[str]) -> None:
             os.makedirs(os.path.dirname(conf), exist_ok=True)
             with open(conf, "w") as file:
                 file.write("create_main_cluster = false\n")
+    # Wait for another apt run (another test process, unattended upgrades) instead of failing.
+    wait = ["-o", "DPkg::Lock::Timeout=300"]
     if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, **run)
+        subprocess.run(["apt-get", *wait, "update", "-qq"], check=True, **run)
         _apt_updated = True
     # --force-confold keeps a config file we wrote (createcluster.conf) without asking.
     install = "apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef"
     install += " -o Dpkg::Options::=--force-confold"
-    result = subprocess.run([*install.split(), *packages], **run)
+    result = subprocess.run([*install.split(), *wait, *packages], **run)
     if result.returncode != 0:
         raise MissingProgram(
             f"apt-get install {' '.join(packages)} failed:\n{result.stdout}\n{result.stderr}"
