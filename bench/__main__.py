@@ -18,6 +18,7 @@ BENCHMARKS = {
     "workers": "bench.scaling.workers",
     "proxy_overhead": "bench.scaling.proxy_overhead",
     "capacity": "bench.scaling.capacity",
+    "telemetry_cost": "bench.observability.telemetry_cost",
 }
 
 

@@ -264,7 +264,7 @@ def median_or_none(values: list[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-def measure(servers: list[Server], seconds: int, warmup: int) -> None:
+def measure(servers: list[Server], seconds: int, warmup: int, rounds: int = ROUNDS) -> None:
     """Start both servers, warm them up, then alternate measurements between them."""
     server_pin, load_pin, _ = pick_cpus()
     quiet_budget = QUIET_BUDGET
@@ -278,7 +278,7 @@ def measure(servers: list[Server], seconds: int, warmup: int) -> None:
             for server in servers:
                 print(f"warm-up {server.name}: {warmup} s", flush=True)
                 autocannon(server, warmup, load_pin)
-            for round_number in range(1, ROUNDS + 1):
+            for round_number in range(1, rounds + 1):
                 for server in servers:
                     waited = time.monotonic()
                     wait_for_quiet(quiet_budget)

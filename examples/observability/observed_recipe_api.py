@@ -1,0 +1,396 @@
+"""recipe-api with logs, metrics and traces, each one switched on or off by `TELEMETRY`.
+
+The chapter's three signals in one service, so that their cost can be measured
+one at a time and together (`./nox -s bench -- telemetry_cost`):
+
+- logs: one structlog JSON line per request (request id, route, status,
+  duration) on stdout or, when `LOG_UDP` is set, as one UDP datagram to a
+  log collector;
+- metrics: a latency histogram and a response counter by route template on
+  `GET /metrics`, for Prometheus to scrape;
+- traces: one OpenTelemetry server span per request, continuing the caller's
+  W3C `traceparent` or B3 headers, batched and posted as Zipkin v2 JSON to
+  `ZIPKIN` by a background thread.
+
+A signal that is off costs nothing: its middleware is not registered at all.
+
+Run it:
+
+    TELEMETRY=logs,metrics,traces python examples/observability/observed_recipe_api.py
+
+Environment:
+
+- `HOST`: address to bind (default `127.0.0.1`).
+- `PORT`: port to listen on (default `4000`).
+- `TELEMETRY`: the signals to turn on, comma-separated, from `logs`, `metrics`
+  and `traces`; `none` turns all off (default `logs,metrics,traces`).
+- `LOG_UDP`: `host:port` of a log collector, which then gets the lines
+  instead of stdout (default: none, stdout).
+- `ZIPKIN`: the Zipkin v2 spans endpoint (default
+  `http://127.0.0.1:9411/api/v2/spans`).
+- `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1; a trace the
+  caller started follows the caller's decision (default `1`, every trace).
+
+A bad setting stops it at start-up with a message and exit code 2. A
+collector that is down costs nothing: log datagrams are dropped and counted,
+spans are dropped by the exporter's thread, never waited for by a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import orjson
+import structlog
+from opentelemetry import context, propagate, trace
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
+from opentelemetry.propagators.b3 import B3MultiFormat
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.exceptions import NotFound
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse, json, raw
+
+SERVICE = "recipe-api"
+SIGNALS = ("logs", "metrics", "traces")
+RECIPES = {42: {"id": 42, "name": "Chicken Tikka Masala", "steps": "Throw it in a pot..."}}
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+app = Sanic(SERVICE, dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
+app.config.FALLBACK_ERROR_FORMAT = "json"
+app.config.REQUEST_MAX_SIZE = 64 * 1024
+app.config.MOTD = False
+
+
+# --8<-- [start:settings]
+def telemetry_from(value: str) -> set[str]:
+    """`logs,metrics` -> {"logs", "metrics"}; anything unknown is a start-up error."""
+    if value.strip() == "none":
+        return set()
+    chosen = {name.strip() for name in value.split(",")}
+    unknown = chosen - set(SIGNALS)
+    if unknown or not chosen:
+        raise ValueError(
+            f"TELEMETRY={value!r}: use 'none' or a comma-separated list of {', '.join(SIGNALS)}"
+        )
+    return chosen
+
+
+def ratio(value: str) -> float:
+    try:
+        sample = float(value)
+    except ValueError:
+        sample = -1.0
+    if not 0.0 <= sample <= 1.0:
+        raise ValueError(f"TRACE_SAMPLE={value!r} is not a number from 0 to 1")
+    return sample
+
+
+def udp_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"LOG_UDP={value!r} is not host:port")
+    return host, int(port)
+
+
+# --8<-- [end:settings]
+
+
+def route_of(request: Request) -> str:
+    """The route template, never the raw path: names and labels stay a small, fixed set."""
+    return "unmatched" if request.route is None else "/" + request.route.path
+
+
+# --8<-- [start:hooks]
+# Each signal is a pair of plain functions; ONE request and ONE response
+# middleware call those that are on. In Sanic the first middleware is the
+# expensive one (a no-op pair alone costs about 15% of this service's
+# throughput), so three signals must not mean three pairs.
+OnRequest = Callable[[Request], None]
+OnResponse = Callable[[Request, HTTPResponse], None]
+REQUEST_HOOKS: list[OnRequest] = []
+RESPONSE_HOOKS: list[OnResponse] = []
+
+
+async def run_request_hooks(request: Request) -> None:
+    for hook in REQUEST_HOOKS:
+        hook(request)
+
+
+async def run_response_hooks(request: Request, response: HTTPResponse) -> None:
+    for hook in reversed(RESPONSE_HOOKS):  # the first signal on sees the request last
+        hook(request, response)
+
+
+# --8<-- [end:hooks]
+
+
+# --8<-- [start:logs]
+class LogLines:
+    """Where structlog writes: ONE sink, the collector if `LOG_UDP` is set, else stdout.
+
+    A UDP datagram per line is a system call per request. Lines for stdout are
+    kept in memory and written together every `FLUSH_EVERY` seconds: one
+    system call for hundreds of lines.
+    """
+
+    FLUSH_EVERY = 0.25
+
+    def __init__(self, address: tuple[str, int] | None) -> None:
+        self.sock = None
+        self.pending: list[str] = []
+        self.dropped = 0
+        if address is not None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)  # a full buffer drops a line, never waits
+            self.sock.connect(address)
+
+    def msg(self, message: str) -> None:
+        if self.sock is None:
+            self.pending.append(message)
+            return
+        try:
+            self.sock.send(message.encode()[:8192])
+        except OSError:  # collector down (refused) or buffer full
+            self.dropped += 1
+
+    info = warning = msg
+
+    def flush(self) -> None:
+        if self.pending:
+            lines, self.pending = self.pending, []
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+
+    async def flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.FLUSH_EVERY)
+            self.flush()
+
+
+# Unique across processes (random prefix) and cheap (no system call per request).
+ID_PREFIX = os.urandom(6).hex()
+ID_COUNTER = itertools.count(1)
+
+
+def use_logs(udp: tuple[str, int] | None) -> LogLines:
+    lines = LogLines(udp)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(20),  # info and above
+        logger_factory=lambda *args: lines,
+        cache_logger_on_first_use=True,
+    )
+    log = structlog.get_logger()
+
+    def bind_request_id(request: Request) -> None:
+        supplied = request.headers.get("x-request-id", "")
+        request.ctx.request_id = (
+            supplied if REQUEST_ID.fullmatch(supplied) else f"{ID_PREFIX}-{next(ID_COUNTER):x}"
+        )
+        request.ctx.log_started = time.perf_counter()
+
+    def log_request(request: Request, response: HTTPResponse) -> None:
+        response.headers["X-Request-Id"] = request.ctx.request_id
+        (log.warning if response.status >= 400 else log.info)(
+            "request finished",
+            request_id=request.ctx.request_id,
+            method=request.method,
+            route=route_of(request),
+            status=response.status,
+            duration_ms=round((time.perf_counter() - request.ctx.log_started) * 1000, 2),
+        )
+
+    REQUEST_HOOKS.append(bind_request_id)
+    RESPONSE_HOOKS.append(log_request)
+    return lines
+
+
+# --8<-- [end:logs]
+
+
+# --8<-- [start:metrics]
+def use_metrics() -> None:
+    disable_created_metrics()
+    duration = Histogram(
+        "http_request_duration_seconds",
+        "Time from the request's arrival to its response, by route template.",
+        ["method", "route"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    )
+    responses = Counter(
+        "http_responses", "Responses sent, by route and status.", ["route", "status"]
+    )
+
+    def start_timer(request: Request) -> None:
+        request.ctx.metrics_started = time.perf_counter()
+
+    def record(request: Request, response: HTTPResponse) -> None:
+        route = route_of(request)
+        duration.labels(request.method, route).observe(
+            time.perf_counter() - request.ctx.metrics_started
+        )
+        responses.labels(route, str(response.status)).inc()
+
+    REQUEST_HOOKS.append(start_timer)
+    RESPONSE_HOOKS.append(record)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> HTTPResponse:
+        return raw(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+# --8<-- [end:metrics]
+
+
+# --8<-- [start:traces]
+class CountingExporter(ZipkinExporter):
+    """Zipkin's exporter; a collector that is down is counted, not logged with a traceback."""
+
+    failed = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            return super().export(spans)
+        except OSError:  # refused, reset, timed out (requests' errors are OSErrors)
+            CountingExporter.failed += 1
+            return SpanExportResult.FAILURE
+
+
+def use_traces(zipkin: str, sample: float) -> TracerProvider:
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": SERVICE}),
+        # Follow the caller's decision; a trace that starts here is kept with probability
+        # `sample`. A span not kept is a no-op object: no attributes, no export.
+        sampler=ParentBased(TraceIdRatioBased(sample)),
+    )
+    # A background thread batches finished spans and posts them: requests never wait on it.
+    provider.add_span_processor(BatchSpanProcessor(CountingExporter(endpoint=zipkin, timeout=2)))
+    tracer = provider.get_tracer(__name__)
+    propagator = CompositePropagator([TraceContextTextMapPropagator(), B3MultiFormat()])
+
+    def start_span(request: Request) -> None:
+        parent = propagator.extract(request.headers)  # the caller's trace, if any
+        span = tracer.start_span(
+            f"{request.method} {route_of(request)}", context=parent, kind=SpanKind.SERVER
+        )
+        request.ctx.span = span
+        request.ctx.span_token = context.attach(trace.set_span_in_context(span))
+
+    def end_span(request: Request, response: HTTPResponse) -> None:
+        span = request.ctx.span
+        if span.is_recording():  # sampled out: skip the attribute work
+            span.set_attribute("http.request.method", request.method)
+            span.set_attribute("http.route", route_of(request))
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        context.detach(request.ctx.span_token)
+
+    REQUEST_HOOKS.append(start_span)
+    RESPONSE_HOOKS.append(end_span)
+    propagate.set_global_textmap(propagator)
+    return provider
+
+
+# --8<-- [end:traces]
+
+
+@app.get("/recipes/<recipe_id:int>")
+async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
+    recipe = RECIPES.get(recipe_id)
+    if recipe is None:
+        raise NotFound(f"no recipe with id {recipe_id}")
+    return json({"producer_pid": os.getpid(), "recipe": recipe})
+
+
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    lines: LogLines | None = app.ctx.lines
+    return json(
+        {
+            "status": "ok",
+            "telemetry": sorted(app.ctx.telemetry),
+            "log_datagrams_dropped": lines.dropped if lines else None,
+            "span_exports_failed": CountingExporter.failed,
+        }
+    )
+
+
+# --8<-- [start:main]
+def main() -> None:
+    try:
+        telemetry = telemetry_from(os.environ.get("TELEMETRY", ",".join(SIGNALS)))
+        udp = udp_address(os.environ["LOG_UDP"]) if os.environ.get("LOG_UDP") else None
+        sample = ratio(os.environ.get("TRACE_SAMPLE", "1"))
+    except ValueError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    app.ctx.telemetry = telemetry
+    app.ctx.lines = None
+    provider: TracerProvider | None = None
+    # Hook order: traces first, so the span covers the work of the other two.
+    if "traces" in telemetry:
+        zipkin = os.environ.get("ZIPKIN", "http://127.0.0.1:9411/api/v2/spans")
+        provider = use_traces(zipkin, sample)
+    if "metrics" in telemetry:
+        use_metrics()
+    if "logs" in telemetry:
+        app.ctx.lines = use_logs(udp)
+    if REQUEST_HOOKS:
+        app.on_request(run_request_hooks)
+        app.on_response(run_response_hooks)
+    lines = app.ctx.lines
+    if lines is not None and lines.sock is None:
+
+        @app.before_server_start
+        async def start_flushing(app: Sanic) -> None:
+            app.add_task(lines.flush_forever(), name="log-flush")
+
+        @app.after_server_stop
+        async def flush_the_rest(app: Sanic) -> None:
+            lines.flush()  # the task is cancelled at stop: the last lines are written here
+
+    try:
+        app.run(
+            host=os.environ.get("HOST", "127.0.0.1"),
+            port=int(os.environ.get("PORT", "4000")),
+            single_process=True,
+            access_log=False,
+            debug=False,
+        )
+    finally:
+        if provider is not None:
+            provider.shutdown()  # one last export of what is queued, bounded by its timeout
+
+
+if __name__ == "__main__":
+    main()
+# --8<-- [end:main]

@@ -1,0 +1,233 @@
+"""observed_recipe_api.py: each signal on alone, all together, none; bad settings; collectors down.
+
+The signals go to real sockets: a UDP socket for the log collector, an HTTP
+receiver speaking Zipkin's v2 API for the spans, and `/metrics` read the way
+Prometheus reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from harness import LOOPBACK, ROOT, free_port, wait_until
+from observability.span_receiver import ZipkinReceiver
+from prometheus_client.parser import text_string_to_metric_families
+
+SERVICE = "observability/observed_recipe_api.py"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+@pytest.fixture
+def log_socket() -> Iterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        sock.settimeout(5)
+        yield sock
+
+
+@pytest.fixture
+def zipkin() -> Iterator[ZipkinReceiver]:
+    with ZipkinReceiver() as receiver:
+        yield receiver
+
+
+def start(run_example, telemetry: str, log_socket, zipkin):
+    return run_example(
+        SERVICE,
+        env={
+            "TELEMETRY": telemetry,
+            "LOG_UDP": f"{LOOPBACK}:{log_socket.getsockname()[1]}",
+            "ZIPKIN": zipkin.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # export every 0.2 s instead of 5 s
+        },
+    )
+
+
+def traced_get(url: str) -> httpx.Response:
+    return httpx.get(url, headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"})
+
+
+def datagrams(sock: socket.socket) -> Iterator[dict]:
+    """Log records as they arrive; the socket's timeout ends a wait that lasts too long."""
+    while True:
+        yield json.loads(sock.recv(65536))
+
+
+def log_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_all_three_signals_reach_their_collectors(run_example, log_socket, zipkin) -> None:
+    service = start(run_example, "logs,metrics,traces", log_socket, zipkin)
+    answer = traced_get(f"{service.url}/recipes/42")
+    assert answer.status_code == 200
+    request_id = answer.headers["x-request-id"]
+
+    # Logs: the line as a datagram (after /health's), and only there.
+    datagram = next(d for d in datagrams(log_socket) if d["request_id"] == request_id)
+    assert datagram["route"] == "/recipes/<recipe_id:int>"
+    assert datagram["status"] == 200
+    assert request_id not in service.output()
+
+    # Metrics: the request counted under its route template.
+    families = {
+        f.name: f for f in text_string_to_metric_families(httpx.get(f"{service.url}/metrics").text)
+    }
+    counted = {
+        (s.labels["route"], s.labels["status"]): s.value for s in families["http_responses"].samples
+    }
+    assert counted[("/recipes/<recipe_id:int>", "200")] == 1
+
+    # Traces: a server span that continues the caller's trace.
+    spans = zipkin.wait_for(lambda s: s["traceId"] == TRACE_ID)
+    span = next(s for s in spans if s["traceId"] == TRACE_ID)
+    assert span["parentId"] == CALLER_SPAN
+    assert span["kind"] == "SERVER"
+    assert span["name"] == "GET /recipes/<recipe_id:int>"
+    assert span["localEndpoint"]["serviceName"] == "recipe-api"
+
+
+@pytest.mark.parametrize("signal", ["logs", "metrics", "traces"])
+def test_each_signal_alone_turns_on_only_itself(run_example, log_socket, zipkin, signal) -> None:
+    service = start(run_example, signal, log_socket, zipkin)
+    assert httpx.get(f"{service.url}/health").json()["telemetry"] == [signal]
+    answer = traced_get(f"{service.url}/recipes/42")
+    assert answer.status_code == 200
+    metrics = httpx.get(f"{service.url}/metrics")
+    assert (metrics.status_code == 200) == (signal == "metrics")
+    assert ("x-request-id" in answer.headers) == (signal == "logs")
+    if signal == "traces":
+        zipkin.wait_for(lambda s: s["traceId"] == TRACE_ID)
+    # Stop the service: the tracer flushes what it holds, so "no span" is final.
+    service.stop()
+    traced = [s for s in zipkin.spans if s["traceId"] == TRACE_ID]
+    assert bool(traced) == (signal == "traces")
+    assert not log_lines(service.output())  # LOG_UDP is set: the collector gets the lines
+    log_socket.settimeout(0.2)
+    try:
+        log_socket.recv(65536)
+        got_datagram = True
+    except TimeoutError:
+        got_datagram = False
+    assert got_datagram == (signal == "logs")
+
+
+def test_without_a_collector_log_lines_go_to_stdout(run_example) -> None:
+    service = run_example(SERVICE, env={"TELEMETRY": "logs"})
+    supplied = "checkout-7f3a"
+    answer = httpx.get(f"{service.url}/recipes/404", headers={"X-Request-Id": supplied})
+    assert answer.status_code == 404
+    assert answer.headers["x-request-id"] == supplied  # a well-formed caller id is kept
+    made = httpx.get(f"{service.url}/recipes/42", headers={"X-Request-Id": "not an id; DROP"})
+    assert made.headers["x-request-id"] != "not an id; DROP"
+    service.stop()
+    lines = {line["request_id"]: line for line in log_lines(service.output())}
+    assert lines[supplied]["level"] == "warning"
+    assert lines[supplied]["status"] == 404
+    assert lines[made.headers["x-request-id"]]["level"] == "info"
+
+
+def test_sampling_keeps_a_share_of_new_traces_and_obeys_the_caller(
+    run_example, log_socket, zipkin
+) -> None:
+    service = run_example(
+        SERVICE,
+        env={
+            "TELEMETRY": "traces",
+            "TRACE_SAMPLE": "0",
+            "ZIPKIN": zipkin.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
+    )
+    with httpx.Client() as client:
+        for _ in range(20):  # new traces: none kept at a ratio of 0
+            assert client.get(f"{service.url}/recipes/42").status_code == 200
+        not_sampled = f"00-{'1' * 32}-{CALLER_SPAN}-00"  # the caller decided: not sampled
+        client.get(f"{service.url}/recipes/42", headers={"traceparent": not_sampled})
+        assert traced_get(f"{service.url}/recipes/42").status_code == 200  # sampled: kept
+    service.stop()
+    assert [span["traceId"] for span in zipkin.spans] == [TRACE_ID]
+
+
+def test_none_means_no_signal_at_all(run_example, log_socket, zipkin) -> None:
+    service = start(run_example, "none", log_socket, zipkin)
+    answer = traced_get(f"{service.url}/recipes/42")
+    assert answer.status_code == 200
+    assert "x-request-id" not in answer.headers
+    assert httpx.get(f"{service.url}/metrics").status_code == 404
+    service.stop()
+    assert not zipkin.spans
+    assert not log_lines(service.output())
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"TELEMETRY": "logs,tracing"},
+            "configuration error: TELEMETRY='logs,tracing': use 'none' or a comma-separated "
+            "list of logs, metrics, traces",
+        ),
+        ({"TELEMETRY": ""}, "TELEMETRY=''"),
+        ({"LOG_UDP": "localhost"}, "LOG_UDP='localhost' is not host:port"),
+        ({"TRACE_SAMPLE": "10%"}, "TRACE_SAMPLE='10%' is not a number from 0 to 1"),
+        ({"TRACE_SAMPLE": "1.5"}, "TRACE_SAMPLE='1.5' is not a number from 0 to 1"),
+    ],
+)
+def test_bad_settings_stop_it_at_start_up(env: dict[str, str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, f"examples/{SERVICE}"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": "1", **env},  # never reaches binding
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_collectors_down_cost_requests_nothing(run_example) -> None:
+    closed_udp, closed_tcp = free_port(), free_port()
+    service = run_example(
+        SERVICE,
+        env={
+            "TELEMETRY": "logs,metrics,traces",
+            "LOG_UDP": f"{LOOPBACK}:{closed_udp}",
+            "ZIPKIN": f"http://{LOOPBACK}:{closed_tcp}/api/v2/spans",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
+    )
+    with httpx.Client() as client:
+        for _ in range(50):
+            assert client.get(f"{service.url}/recipes/42").status_code == 200
+
+        def both_counted() -> bool:
+            health = client.get(f"{service.url}/health").json()
+            return health["log_datagrams_dropped"] > 0 and health["span_exports_failed"] > 0
+
+        # The kernel reports the refused datagrams; the exporter's thread its failed posts.
+        wait_until(both_counted, 10, "the failures counted in /health")
+    assert service.stop() == 0
+    assert "Traceback" not in service.output()
+
+
+def test_a_hung_collector_delays_neither_requests_nor_the_stop(run_example, log_socket) -> None:
+    with ZipkinReceiver(hang=True) as stuck:
+        service = start(run_example, "traces", log_socket, stuck)
+        with httpx.Client(timeout=2) as client:  # a request waiting on the export would time out
+            for _ in range(50):
+                assert client.get(f"{service.url}/recipes/42").status_code == 200
+        wait_until(lambda: stuck.posts > 0, 10, "an export stuck at the collector")
+        # SIGTERM: the last export gives up after the exporter's 2 s timeout; exit code 0.
+        assert service.stop() == 0
