@@ -39,26 +39,19 @@ spans are dropped by the exporter's thread, never waited for by a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import orjson
 import structlog
-from opentelemetry import context, propagate, trace
-from opentelemetry.exporter.zipkin.json import ZipkinExporter
-from opentelemetry.propagators.b3 import B3MultiFormat
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+import tracing
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -98,16 +91,6 @@ def telemetry_from(value: str) -> set[str]:
     return chosen
 
 
-def ratio(value: str) -> float:
-    try:
-        sample = float(value)
-    except ValueError:
-        sample = -1.0
-    if not 0.0 <= sample <= 1.0:
-        raise ValueError(f"TRACE_SAMPLE={value!r} is not a number from 0 to 1")
-    return sample
-
-
 def udp_address(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -116,11 +99,6 @@ def udp_address(value: str) -> tuple[str, int]:
 
 
 # --8<-- [end:settings]
-
-
-def route_of(request: Request) -> str:
-    """The route template, never the raw path: names and labels stay a small, fixed set."""
-    return "unmatched" if request.route is None else "/" + request.route.path
 
 
 # --8<-- [start:hooks]
@@ -222,7 +200,7 @@ def use_logs(udp: tuple[str, int] | None) -> LogLines:
             "request finished",
             request_id=request.ctx.request_id,
             method=request.method,
-            route=route_of(request),
+            route=tracing.route_of(request),
             status=response.status,
             duration_ms=round((time.perf_counter() - request.ctx.log_started) * 1000, 2),
         )
@@ -252,7 +230,7 @@ def use_metrics() -> None:
         request.ctx.metrics_started = time.perf_counter()
 
     def record(request: Request, response: HTTPResponse) -> None:
-        route = route_of(request)
+        route = tracing.route_of(request)
         duration.labels(request.method, route).observe(
             time.perf_counter() - request.ctx.metrics_started
         )
@@ -270,53 +248,12 @@ def use_metrics() -> None:
 
 
 # --8<-- [start:traces]
-class CountingExporter(ZipkinExporter):
-    """Zipkin's exporter; a collector that is down is counted, not logged with a traceback."""
-
-    failed = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            return super().export(spans)
-        except OSError:  # refused, reset, timed out (requests' errors are OSErrors)
-            CountingExporter.failed += 1
-            return SpanExportResult.FAILURE
-
-
-def use_traces(zipkin: str, sample: float) -> TracerProvider:
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": SERVICE}),
-        # Follow the caller's decision; a trace that starts here is kept with probability
-        # `sample`. A span not kept is a no-op object: no attributes, no export.
-        sampler=ParentBased(TraceIdRatioBased(sample)),
-    )
-    # A background thread batches finished spans and posts them: requests never wait on it.
-    provider.add_span_processor(BatchSpanProcessor(CountingExporter(endpoint=zipkin, timeout=2)))
-    tracer = provider.get_tracer(__name__)
-    propagator = CompositePropagator([TraceContextTextMapPropagator(), B3MultiFormat()])
-
-    def start_span(request: Request) -> None:
-        parent = propagator.extract(request.headers)  # the caller's trace, if any
-        span = tracer.start_span(
-            f"{request.method} {route_of(request)}", context=parent, kind=SpanKind.SERVER
-        )
-        request.ctx.span = span
-        request.ctx.span_token = context.attach(trace.set_span_in_context(span))
-
-    def end_span(request: Request, response: HTTPResponse) -> None:
-        span = request.ctx.span
-        if span.is_recording():  # sampled out: skip the attribute work
-            span.set_attribute("http.request.method", request.method)
-            span.set_attribute("http.route", route_of(request))
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-        span.end()
-        context.detach(request.ctx.span_token)
-
-    REQUEST_HOOKS.append(start_span)
-    RESPONSE_HOOKS.append(end_span)
-    propagate.set_global_textmap(propagator)
+def use_traces(settings: tracing.TraceSettings) -> TracerProvider:
+    """The chapter's tracing module (see the tracing page), as hooks instead of middleware."""
+    provider = tracing.make_provider(SERVICE, settings)
+    tracer = provider.get_tracer("distributed-python")
+    REQUEST_HOOKS.append(functools.partial(tracing.start_server_span, tracer))
+    RESPONSE_HOOKS.append(tracing.end_server_span)
     return provider
 
 
@@ -339,7 +276,7 @@ async def health(request: Request) -> HTTPResponse:
             "status": "ok",
             "telemetry": sorted(app.ctx.telemetry),
             "log_datagrams_dropped": lines.dropped if lines else None,
-            "span_exports_failed": CountingExporter.failed,
+            "span_exports_failed": tracing.CountingExporter.failed,
         }
     )
 
@@ -349,7 +286,7 @@ def main() -> None:
     try:
         telemetry = telemetry_from(os.environ.get("TELEMETRY", ",".join(SIGNALS)))
         udp = udp_address(os.environ["LOG_UDP"]) if os.environ.get("LOG_UDP") else None
-        sample = ratio(os.environ.get("TRACE_SAMPLE", "1"))
+        trace_settings = tracing.settings_from(os.environ)
     except ValueError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -358,8 +295,7 @@ def main() -> None:
     provider: TracerProvider | None = None
     # Hook order: traces first, so the span covers the work of the other two.
     if "traces" in telemetry:
-        zipkin = os.environ.get("ZIPKIN", "http://127.0.0.1:9411/api/v2/spans")
-        provider = use_traces(zipkin, sample)
+        provider = use_traces(trace_settings)
     if "metrics" in telemetry:
         use_metrics()
     if "logs" in telemetry:

@@ -1,0 +1,156 @@
+"""Distributed tracing for the chapter's services: OpenTelemetry, exported to Zipkin.
+
+Not a program: `traced_recipe_api.py`, `traced_web_api.py` and
+`observed_recipe_api.py` import it (`import tracing`, from the same folder).
+It gives a Sanic app one server span per request, continues the caller's
+trace from W3C `traceparent` or B3 headers, passes the trace on in both
+formats on outgoing httpx calls, and exports finished spans as Zipkin v2 JSON
+from a background thread.
+
+Environment (read by `settings_from`):
+
+- `ZIPKIN`: the Zipkin v2 spans endpoint (default
+  `http://127.0.0.1:9411/api/v2/spans`, where Zipkin listens).
+- `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1; a trace the
+  caller started follows the caller's decision (default `1`, every trace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+from opentelemetry import context, propagate, trace
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.propagators.b3 import B3MultiFormat
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+
+# --8<-- [start:settings]
+@dataclass(frozen=True)
+class TraceSettings:
+    zipkin: str
+    sample: float
+
+
+def settings_from(environ: Mapping[str, str]) -> TraceSettings:
+    """ZIPKIN and TRACE_SAMPLE, checked: a bad value is a ValueError at start-up."""
+    zipkin = environ.get("ZIPKIN", "http://127.0.0.1:9411/api/v2/spans")
+    if not zipkin.startswith(("http://", "https://")):
+        raise ValueError(f"ZIPKIN={zipkin!r} is not an http(s) URL")
+    value = environ.get("TRACE_SAMPLE", "1")
+    try:
+        sample = float(value)
+    except ValueError:
+        sample = -1.0
+    if not 0.0 <= sample <= 1.0:
+        raise ValueError(f"TRACE_SAMPLE={value!r} is not a number from 0 to 1")
+    return TraceSettings(zipkin, sample)
+
+
+# --8<-- [end:settings]
+
+
+# --8<-- [start:provider]
+# Read a caller's trace from either format; write both on outgoing calls, so that
+# a downstream service understands us whichever one it reads.
+PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), B3MultiFormat()])
+
+
+class CountingExporter(ZipkinExporter):
+    """Zipkin's exporter; a collector that is down is counted, not logged with a traceback."""
+
+    failed = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            return super().export(spans)
+        except OSError:  # refused, reset, timed out (requests' errors are OSErrors)
+            CountingExporter.failed += 1
+            return SpanExportResult.FAILURE
+
+
+def make_provider(service: str, settings: TraceSettings) -> TracerProvider:
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        # Follow the caller's decision; a trace that starts here is kept with probability
+        # `sample`. A span not kept is a no-op object: no attributes, no export.
+        sampler=ParentBased(TraceIdRatioBased(settings.sample)),
+    )
+    # A background thread batches finished spans and posts them every few seconds
+    # (OTEL_BSP_SCHEDULE_DELAY, 5000 ms by default): a request never waits on Zipkin.
+    exporter = CountingExporter(endpoint=settings.zipkin, timeout=2)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    propagate.set_global_textmap(PROPAGATOR)  # what instrumented httpx clients inject
+    return provider
+
+
+# --8<-- [end:provider]
+
+
+# --8<-- [start:spans]
+def route_of(request: Request) -> str:
+    """The route template, never the raw path: span names stay a small, fixed set."""
+    return "unmatched" if request.route is None else "/" + request.route.path
+
+
+def start_server_span(tracer: trace.Tracer, request: Request) -> None:
+    parent = PROPAGATOR.extract(request.headers)  # the caller's trace, or a new one
+    span = tracer.start_span(
+        f"{request.method} {route_of(request)}", context=parent, kind=SpanKind.SERVER
+    )
+    request.ctx.span = span
+    # The current span for everything this request does, outgoing calls included.
+    request.ctx.span_token = context.attach(trace.set_span_in_context(span))
+
+
+def end_server_span(request: Request, response: HTTPResponse) -> None:
+    span = request.ctx.span
+    if span.is_recording():  # sampled out: skip the attribute work
+        span.set_attribute("http.request.method", request.method)
+        span.set_attribute("http.route", route_of(request))
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+    span.end()
+    context.detach(request.ctx.span_token)
+
+
+# --8<-- [end:spans]
+
+
+# --8<-- [start:instrument]
+def instrument(app: Sanic, provider: TracerProvider) -> None:
+    """Server spans for every request the app answers, errors (404, 500...) included."""
+    tracer = provider.get_tracer("distributed-python")
+
+    @app.on_request
+    async def trace_request(request: Request) -> None:
+        start_server_span(tracer, request)
+
+    @app.on_response  # Sanic runs it for error responses too
+    async def trace_response(request: Request, response: HTTPResponse) -> None:
+        end_server_span(request, response)
+
+    @app.after_server_stop
+    async def flush_spans(app: Sanic) -> None:
+        # The spans still queued go out now; bounded by the exporter's 2 s timeout.
+        provider.shutdown()
+
+
+def instrument_client(client: httpx.AsyncClient, provider: TracerProvider) -> None:
+    """A client span per outgoing call, and the trace headers injected into it."""
+    HTTPXClientInstrumentor.instrument_client(client, tracer_provider=provider)
+
+
+# --8<-- [end:instrument]
