@@ -19,6 +19,7 @@ BENCHMARKS = {
     "proxy_overhead": "bench.scaling.proxy_overhead",
     "capacity": "bench.scaling.capacity",
     "telemetry_cost": "bench.observability.telemetry_cost",
+    "statsd_graph": "bench.observability.statsd_graph",
 }
 
 
