@@ -128,6 +128,27 @@ def run_program(
     return result.stdout
 
 
+def assert_refuses_to_start(example: str, env: dict[str, str], message: str) -> str:
+    """Start `examples/<example>` with a bad setting: it must stop before binding its port,
+    with exit code 2, `configuration error: ...<message>...` on stderr and no traceback.
+    Returns stderr."""
+    result = subprocess.run(
+        [sys.executable, f"examples/{example}"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": "1", **env},  # port 1: it must fail before binding
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "configuration error: " in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
 def assert_output_is_shown(output: str, shown: Path, normalize: Callable[[str], str] = str) -> None:
     """A real run printed what the page shows (the committed file it includes).
 

@@ -13,11 +13,10 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 
 import httpx
 import pytest
-from harness import ROOT, RunningExample, assert_output_is_shown
+from harness import ROOT, RunningExample, assert_output_is_shown, assert_refuses_to_start
 
 SERVICE = "observability/logging_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
@@ -195,21 +194,9 @@ def test_development_logs_readable_lines(run_example) -> None:
     ],
 )
 def test_bad_settings_stop_the_start(env: dict[str, str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, f"examples/{SERVICE}"],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "1", **env},  # never reaches binding
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert f"configuration error: {message}" in result.stderr
-    assert "Traceback" not in result.stderr
+    stderr = assert_refuses_to_start(SERVICE, env, f"configuration error: {message}")
     if env == {"APP_ENV": "prod"}:
-        assert_output_is_shown(result.stderr, SNIPPETS / "logging_bad_env.out")
+        assert_output_is_shown(stderr, SNIPPETS / "logging_bad_env.out")
 
 
 def normalize_query(text: str) -> str:

@@ -8,15 +8,12 @@ Prometheus reads it.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import LOOPBACK, ROOT, free_port, wait_until
+from harness import LOOPBACK, assert_refuses_to_start, free_port, wait_until
 from observability.span_receiver import ZipkinReceiver
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -183,18 +180,7 @@ def test_none_means_no_signal_at_all(run_example, log_socket, zipkin) -> None:
     ],
 )
 def test_bad_settings_stop_it_at_start_up(env: dict[str, str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, f"examples/{SERVICE}"],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "1", **env},  # never reaches binding
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_refuses_to_start(SERVICE, env, message)
 
 
 def test_collectors_down_cost_requests_nothing(run_example) -> None:

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import LOOPBACK, ROOT, assert_output_is_shown, free_port, wait_until
+from harness import (
+    LOOPBACK,
+    ROOT,
+    assert_output_is_shown,
+    assert_refuses_to_start,
+    free_port,
+    wait_until,
+)
 from observability.graphite_stack import GraphiteStack
 
 SERVICE = "observability/statsd_service.py"
@@ -162,23 +169,7 @@ def test_statsd_down_costs_requests_nothing(run_example) -> None:
     ],
 )
 def test_bad_settings_stop_it_at_start_up(env: dict[str, str], message: str) -> None:
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, f"examples/{SERVICE}"],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "configuration error: " in result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_refuses_to_start(SERVICE, env, message)
 
 
 def test_the_names_shown_on_the_page(run_example, graphite) -> None:

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from harness import LOOPBACK, ROOT, assert_output_is_shown, free_port, wait_until
+from harness import (
+    LOOPBACK,
+    ROOT,
+    assert_output_is_shown,
+    assert_refuses_to_start,
+    free_port,
+    wait_until,
+)
 from observability.span_receiver import ZipkinReceiver
 
 RECIPE_API = "observability/traced_recipe_api.py"
@@ -249,18 +253,7 @@ def test_a_stuck_collector_delays_neither_requests_nor_the_stop(run_example) -> 
 )
 @pytest.mark.parametrize("example", [RECIPE_API, WEB_API])
 def test_bad_settings_stop_it_at_start_up(example: str, env: dict, message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, f"examples/{example}"],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert f"configuration error: {message}" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_refuses_to_start(example, env, f"configuration error: {message}")
 
 
 def test_the_default_zipkin_is_where_the_docker_stack_listens(
