@@ -266,3 +266,19 @@ def test_the_default_zipkin_is_where_the_docker_stack_listens(
     assert settings.zipkin == "http://127.0.0.1:9411/api/v2/spans"
     assert settings.sample == 1.0
     assert '"127.0.0.1:9411:9411"' in (SNIPPETS / "compose.yaml").read_text()
+
+
+def test_a_failed_call_shows_in_the_trace(run_example, zipkin) -> None:
+    """recipe-api unreachable: web-api answers 502, and its spans say where it failed."""
+    closed = f"http://{LOOPBACK}:{free_port()}"
+    web = run_example(WEB_API, env={"ZIPKIN": zipkin.endpoint, "TARGET": closed, **QUICK_EXPORT})
+    answer = httpx.get(f"{web.url}/")
+    assert answer.status_code == 502
+    assert answer.json() == {"error": "recipe-api unavailable", "reason": "ConnectError"}
+    spans = zipkin.wait_for(lambda s: s["kind"] == "CLIENT" or s["name"] == "GET /", count=2)
+    server = next(s for s in spans if s["name"] == "GET /")
+    client = next(s for s in spans if s["kind"] == "CLIENT")
+    assert client["parentId"] == server["id"]
+    assert server["tags"]["http.response.status_code"] == "502"
+    assert "error" in server["tags"]  # a 5xx answer marks the server span failed too
+    assert "error" in client["tags"]  # Zipkin's mark of a failed span, with the reason
