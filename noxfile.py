@@ -50,7 +50,10 @@ def tests(session: nox.Session) -> None:
     """Every example against real services, every inline block, coverage of examples/."""
     install_group(session, "test")
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    # One worker per core; a test module stays on one worker (its services and
+    # module fixtures are shared by its tests). `-- -n 0` runs in one process.
+    parallel = ["--numprocesses", "auto", "--dist", "loadfile"]
+    session.run("coverage", "run", "-m", "pytest", *parallel, *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 

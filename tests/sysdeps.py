@@ -7,12 +7,17 @@ the exact command to run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 # program -> Debian package that provides it
 DEBIAN_PACKAGES = {
@@ -136,3 +141,37 @@ def require(*programs: str) -> dict[str, str]:
             if still_missing:
                 raise MissingProgram(f"{', '.join(still_missing)} still missing after apt-get")
         return {p: find(p) for p in programs}  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold a lock shared by every test process on this machine (pytest-xdist workers
+    included) while doing something two of them must not do at once."""
+    path = Path(tempfile.gettempdir()) / f"distributed-python-{name}.lock"
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+NPM_TOOLS = {
+    "autocannon": BENCH / "node_modules" / ".bin" / "autocannon",
+    "statsd": BENCH / "node_modules" / "statsd" / "stats.js",
+}
+
+
+def require_npm_tools() -> dict[str, Path]:
+    """autocannon and statsd, as bench/package-lock.json pins them (npm ci --prefix bench)."""
+    require("node", "npm")
+    with machine_lock("npm-ci"):
+        if not all(path.exists() for path in NPM_TOOLS.values()):
+            print("installing npm tools: npm ci --prefix bench", flush=True)
+            subprocess.run(
+                ["npm", "ci", "--prefix", str(BENCH), "--omit=optional", "--no-audit", "--no-fund"],
+                check=True,
+                capture_output=True,
+            )
+    return NPM_TOOLS

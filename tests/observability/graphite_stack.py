@@ -21,7 +21,6 @@ from harness import LOOPBACK, ROOT, Service, free_port, port_open, wait_until
 
 SNIPPETS = ROOT / "snippets" / "observability"
 READER_DIR = "/tmp/recipe-graphite"  # noqa: S108  (the reader's directory in the script)
-STATSD_BIN = ROOT / "bench" / "node_modules" / "statsd" / "stats.js"
 
 
 def script_lines() -> list[str]:
@@ -40,7 +39,7 @@ def split_env(line: str) -> tuple[dict[str, str], list[str]]:
 
 class GraphiteStack:
     def __init__(self, workdir: Path) -> None:
-        sysdeps.require("carbon-cache", "graphite-manage", "node", "npm")
+        sysdeps.require("carbon-cache", "graphite-manage")
         self.workdir = workdir
         self.ports = {p: free_port() for p in ("2003", "2004", "7002", "8080", "8126")}
         self.statsd_port = free_port()  # UDP; a free TCP port number is free enough here
@@ -66,8 +65,9 @@ class GraphiteStack:
             subprocess.run(["bash", "-c", line], check=True)
         schemas = self.workdir / "storage-schemas.conf"
         schemas.write_text(schemas.read_text().replace("retentions = 10s:", "retentions = 1s:"))
-        if not STATSD_BIN.exists():
-            subprocess.run(shlex.split(npm), check=True, capture_output=True)
+        # The script's npm line, as sysdeps runs it (once per machine, under a lock).
+        assert shlex.split(npm)[:3] == ["npm", "ci", "--prefix"], npm
+        sysdeps.require_npm_tools()
 
         self.launch("carbon", carbon, "2003", lambda: port_open(self.ports["7002"]))
         env, argv = split_env(migrate)

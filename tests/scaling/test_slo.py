@@ -25,7 +25,6 @@ SLO = ROOT / "snippets/scaling/slo.toml"
 SLO_OUTPUT = ROOT / "snippets/scaling/slo_check.out"
 BASELINE = ROOT / "snippets/scaling/load_baseline.sh"
 BENCH = ROOT / "bench"
-AUTOCANNON = BENCH / "node_modules/.bin/autocannon"
 
 
 def slo_check(slo: Path, url: str) -> subprocess.CompletedProcess[str]:
@@ -167,9 +166,7 @@ def test_urls_off_this_machine_exit_2(url: str, message: str) -> None:
 
 
 def test_baseline_autocannon_script_runs(run_example) -> None:
-    sysdeps.require("node", "npm")
-    if not AUTOCANNON.exists():
-        subprocess.run(["npm", "ci", "--prefix", str(BENCH), "--no-audit", "--no-fund"], check=True)
+    sysdeps.require_npm_tools()
     recipe_api = run_example(RECIPE_API)
     # from bench/, npx finds the autocannon that bench/package-lock.json pins
     result = subprocess.run(
