@@ -48,7 +48,9 @@ from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 MAX_N = 35
-MIN_UPTIME = 1.0  # seconds: a worker that exits sooner counts as a quick exit
+# Seconds: a worker that exits sooner counts as a quick exit. Generous on purpose:
+# starting a worker (imports, binding) can itself take over a second on a busy machine.
+MIN_UPTIME = 5.0
 BACKOFF = 0.1  # seconds before a restart, doubled for every further quick exit in a row
 MAX_QUICK_EXITS = 5  # in a row, for one worker: then the master gives up
 STOP_TIMEOUT = 10.0  # seconds a worker gets to finish its requests after SIGTERM
