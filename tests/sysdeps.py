@@ -112,7 +112,7 @@ def require_localhost() -> None:
         except OSError:
             return False
 
-    with _lock:
+    with _lock, machine_lock("sysdeps"):
         if resolves():
             return
         if can_apt_install():
@@ -127,7 +127,9 @@ def require_localhost() -> None:
 
 def require(*programs: str) -> dict[str, str]:
     """Return the path of each program, installing missing ones when possible."""
-    with _lock:
+    # Parallel test workers share the machine: one checks and installs at a time, so
+    # none sees a program unpacked by another's apt run before it is configured.
+    with _lock, machine_lock("sysdeps"):
         missing = [p for p in programs if find(p) is None]
         if missing:
             packages = sorted({DEBIAN_PACKAGES.get(p, p) for p in missing})
