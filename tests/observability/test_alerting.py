@@ -9,16 +9,27 @@ fires and resolves within seconds. The committed `for:` values are what
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 import sysdeps
 import yaml
-from harness import LOOPBACK, ROOT, Service, assert_output_is_shown, free_port, wait_until
+from harness import (
+    LOOPBACK,
+    ROOT,
+    Service,
+    assert_output_is_shown,
+    assert_refuses_to_start,
+    free_port,
+    wait_until,
+)
 
 RECEIVER = "observability/alert_receiver.py"
 HEALTH = "observability/health_service.py"
@@ -27,60 +38,105 @@ SNIPPETS = ROOT / "snippets" / "observability"
 READER_DIR = "/tmp/recipe-alerts"  # noqa: S108  (the reader's directory in the script)
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+def script_lines(script: str) -> list[str]:
+    text = (SNIPPETS / script).read_text()
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     sysdeps.require("promtool")
-    return subprocess.run(
-        ["promtool", *args], cwd=SNIPPETS, capture_output=True, text=True, check=False
-    )
+    return subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def rules_script() -> tuple[list[str], list[str]]:
+    """The two commands of alerting_rules.sh, as the reader runs them from the repository root."""
+    check, test = script_lines("alerting_rules.sh")
+    return shlex.split(check), shlex.split(test)
 
 
 def test_the_rules_are_valid() -> None:
-    result = promtool("check", "rules", "alert_rules.yml")
+    check, _ = rules_script()
+    assert check[:3] == ["promtool", "check", "rules"]
+    result = promtool(*check[1:])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 3 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout  # 2 recording rules, 3 alerts
 
 
 def test_the_rules_unit_tests_pass() -> None:
-    result = promtool("test", "rules", "alert_rules_test.yml")
+    _, test = rules_script()
+    assert test[:3] == ["promtool", "test", "rules"]
+    result = promtool(*test[1:])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_a_broken_rule_is_rejected(tmp_path: Path) -> None:
     rules = yaml.safe_load((SNIPPETS / "alert_rules.yml").read_text())
-    rules["groups"][0]["rules"][1]["expr"] = "sum by (job) (rate(http_responses_total[5m]) >"
+    high_error_rate = rules["groups"][0]["rules"][3]
+    assert high_error_rate["alert"] == "HighErrorRate"
+    high_error_rate["expr"] = "sum by (job) (rate(http_responses_total[5m]) >"
     broken = tmp_path / "rules.yml"
     broken.write_text(yaml.safe_dump(rules))
     result = promtool("check", "rules", str(broken))
     assert result.returncode != 0
-    assert "HighErrorRate" in result.stdout + result.stderr or "parse error" in (
-        result.stdout + result.stderr
-    )
+    assert '"HighErrorRate": could not parse expression' in result.stdout + result.stderr
 
 
 def test_an_unmet_expectation_fails_the_unit_tests(tmp_path: Path) -> None:
     """The unit tests can fail: claim the health alert fires after one failed probe."""
     tests = (SNIPPETS / "alert_rules_test.yml").read_text()
-    tests = tests.replace(
-        "rule_files:\n  - alert_rules.yml", f"rule_files:\n  - {SNIPPETS}/alert_rules.yml"
-    )
-    lying = tests.replace(
+    honest = (
         "      - eval_time: 1m # one failed probe: pending, nothing sent\n"
         "        alertname: HealthCheckFailing\n"
-        "        exp_alerts: []",
+        "        exp_alerts: []\n"
+    )
+    assert tests.count(honest) == 1
+    lying = tests.replace(
+        honest,
         "      - eval_time: 1m\n"
         "        alertname: HealthCheckFailing\n"
         "        exp_alerts:\n"
-        "          - exp_labels: {severity: page}",
+        "          - exp_labels: {severity: page}\n",
     )
-    assert lying != tests
-    (tmp_path / "lying.yml").write_text(lying)
-    result = promtool("test", "rules", str(tmp_path / "lying.yml"))
+    (tmp_path / "alert_rules_test.yml").write_text(lying)
+    shutil.copy(SNIPPETS / "alert_rules.yml", tmp_path)
+    result = promtool("test", "rules", "alert_rules_test.yml", cwd=tmp_path)
     assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
+    assert "alertname: HealthCheckFailing, time: 1m" in result.stdout + result.stderr
+
+
+# Each change below makes a rule wrong in a way the unit tests must notice.
+MUTATIONS = {
+    "health for: shorter": ("for: 1m", "for: 0m"),
+    "error-rate for: shorter": ("for: 5m", "for: 4m"),
+    "p99 for: shorter": ("for: 10m", "for: 9m"),
+    "error-rate threshold": ("> 0.05", "> 0.065"),
+    "p99 threshold": ("> 0.25", "> 0.75"),
+    "another quantile": ("histogram_quantile(0.99,", "histogram_quantile(0.98,"),
+    "4xx counted as errors": ('status=~"5.."', 'status=~"[45].."'),
+    "no zero for a service without 5xx": (
+        "              or sum by (job) (rate(http_responses_total[5m])) * 0\n",
+        "",
+    ),
+    "exporter down goes unnoticed": ('            or up{job="recipe-api-health"} == 0\n', ""),
+}
+
+
+@pytest.mark.parametrize("change", MUTATIONS.values(), ids=MUTATIONS.keys())
+def test_the_unit_tests_catch_a_wrong_rule(change: tuple[str, str], tmp_path: Path) -> None:
+    old, new = change
+    rules = (SNIPPETS / "alert_rules.yml").read_text()
+    assert rules.count(old) == 1
+    (tmp_path / "alert_rules.yml").write_text(rules.replace(old, new))
+    shutil.copy(SNIPPETS / "alert_rules_test.yml", tmp_path)
+    assert promtool("check", "rules", "alert_rules.yml", cwd=tmp_path).returncode == 0
+    result = promtool("test", "rules", "alert_rules_test.yml", cwd=tmp_path)
+    assert result.returncode != 0, result.stdout
     assert "FAILED" in result.stdout + result.stderr
 
 
-# --- the live pipeline --------------------------------------------------------
+# --- the receiver -------------------------------------------------------------
 
 
 def webhook(alerts: list[dict]) -> dict:
@@ -98,6 +154,7 @@ def test_the_receiver_rejects_what_is_not_a_webhook(run_example) -> None:
         webhook([{"status": "on fire", "labels": {"alertname": "X"}}]),
         webhook([{"status": "firing", "labels": {}}]),
         webhook([{"status": "firing", "labels": {"alertname": "X"}, "annotations": []}]),
+        webhook(["an alert"]),
     ):
         answer = httpx.post(url, json=bad)
         assert answer.status_code == 422, bad
@@ -110,9 +167,35 @@ def test_the_receiver_rejects_what_is_not_a_webhook(run_example) -> None:
     assert "FIRING X note=a?b: " in receiver.output()  # one line per alert, always
 
 
-def script_lines() -> list[str]:
-    text = (SNIPPETS / "alerting_run.sh").read_text()
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+def alert(name: str, status: str = "firing", summary: str = "") -> dict:
+    return {"status": status, "labels": {"alertname": name}, "annotations": {"summary": summary}}
+
+
+def test_the_receiver_keeps_the_last_alerts_and_prints_bounded_lines(run_example) -> None:
+    receiver = run_example(RECEIVER, env={"KEEP": "2"})
+    url = f"{receiver.url}/alerts"
+    answer = httpx.post(url, json=webhook([alert("A"), alert("B", "resolved"), alert("C")]))
+    assert answer.json() == {"received": 3}
+    kept = httpx.get(url).json()["alerts"]
+    assert [(a["labels"]["alertname"], a["status"]) for a in kept] == [
+        ("B", "resolved"),
+        ("C", "firing"),
+    ]
+    httpx.post(url, json=webhook([alert("D", summary="x" * 1000)]))
+    receiver.stop()
+    lines = [line for line in receiver.output().splitlines() if line.startswith(("FIRING", "RES"))]
+    assert lines[:3] == ["FIRING A : ", "RESOLVED B : ", "FIRING C : "]
+    assert lines[3] == "FIRING D : " + "x" * (200 - len("FIRING D : ")) + "..."
+    assert len(lines) == 4
+
+
+def test_the_receiver_refuses_a_bad_keep() -> None:
+    for keep in ("0", "ten", "-1"):
+        stderr = assert_refuses_to_start(RECEIVER, {"KEEP": keep}, f"KEEP={keep!r}")
+        assert "is not a whole number >= 1" in stderr
+
+
+# --- the live pipeline --------------------------------------------------------
 
 
 def shorten_waits(directory: Path) -> None:
@@ -122,7 +205,8 @@ def shorten_waits(directory: Path) -> None:
     (directory / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
     rules = yaml.safe_load((directory / "alert_rules.yml").read_text())
     for rule in rules["groups"][0]["rules"]:
-        rule["for"] = "1s"
+        if "for" in rule:  # alerts only: a recording rule has no for
+            rule["for"] = "1s"
     (directory / "alert_rules.yml").write_text(yaml.safe_dump(rules))
     manager = yaml.safe_load((directory / "alertmanager.yml").read_text())
     manager["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
@@ -163,7 +247,7 @@ def test_health_failing_fires_then_resolves(
         line = line.replace("=snippets/", f"={ROOT}/snippets/")
         return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"{LOOPBACK}:{ports[m.group(1)]}", line)
 
-    lines = [local(line) for line in script_lines()]
+    lines = [local(line) for line in script_lines("alerting_run.sh")]
     *prepare, blackbox, manager, prometheus = lines
     for line in prepare[:4]:  # mkdir, render, copy, render
         subprocess.run(["bash", "-c", line], cwd=ROOT, check=True)
@@ -197,24 +281,57 @@ def test_health_failing_fires_then_resolves(
     try:
         prometheus_url = f"http://{LOOPBACK}:{ports['9090']}"
 
-        def probe_success() -> list[str]:
-            answer = httpx.get(
-                f"{prometheus_url}/api/v1/query", params={"query": "probe_success"}
-            ).json()
-            return [r["value"][1] for r in answer["data"]["result"]]
+        def query(promql: str) -> dict[str, float]:
+            """{label values: value} of an instant query (labels other than __name__)."""
+            answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql})
+            assert answer.status_code == 200, answer.text
+            return {
+                ",".join(v for k, v in sorted(r["metric"].items()) if k != "__name__"): float(
+                    r["value"][1]
+                )
+                for r in answer.json()["data"]["result"]
+            }
 
-        wait_until(lambda: probe_success() == ["1"], 20, "a successful health probe")
+        health_url = f"http://{LOOPBACK}:{health.port}/health"
+        wait_until(
+            lambda: query("probe_success") == {f"{health_url},recipe-api-health": 1.0},
+            20,
+            "a successful health probe",
+        )
+        # Real traffic for the other two rules, 404s included: their recorded
+        # series exist for the real metric names, and stay under the thresholds.
+        # The first request creates the route's series; a rate counts only what
+        # happens after Prometheus first saw them, so wait for that scrape first.
+        httpx.get(f"{metrics.url}/recipes/42")
+        wait_until(
+            lambda: query('http_responses_total{route="/recipes/<recipe_id:int>"}'),
+            20,
+            "the recipe route's first scrape",
+        )
+        for recipe_id in (42,) * 20 + (1,) * 5:
+            httpx.get(f"{metrics.url}/recipes/{recipe_id}")
+
+        def recipe_p99() -> float:
+            p99 = query("job_route:http_request_duration_seconds:p99_5m")
+            return p99.get("recipe-api,/recipes/<recipe_id:int>", math.nan)
+
+        wait_until(lambda: not math.isnan(recipe_p99()), 20, "the recorded p99 of the recipes")
+        assert 0 < recipe_p99() < 0.25
+        assert query("job:http_5xx_per_response:ratio_rate5m") == {"recipe-api": 0.0}
         assert not alerts_named(receiver.url, "HealthCheckFailing")
 
         postgres_server.stop()  # /health now answers 500 DOWN
-        wait_until(
-            lambda: any(
-                a["status"] == "firing" for a in alerts_named(receiver.url, "HealthCheckFailing")
-            ),
-            30,
-            "HealthCheckFailing to arrive firing",
-        )
-        postgres_server.start()
+        try:
+            wait_until(
+                lambda: any(
+                    a["status"] == "firing"
+                    for a in alerts_named(receiver.url, "HealthCheckFailing")
+                ),
+                30,
+                "HealthCheckFailing to arrive firing",
+            )
+        finally:
+            postgres_server.start()  # session-scoped: later tests need it
         wait_until(
             lambda: any(
                 a["status"] == "resolved" for a in alerts_named(receiver.url, "HealthCheckFailing")
@@ -222,13 +339,19 @@ def test_health_failing_fires_then_resolves(
             30,
             "HealthCheckFailing to arrive resolved",
         )
+        # Every rule evaluated without error; the other two alerts never left "inactive".
+        groups = httpx.get(f"{prometheus_url}/api/v1/rules").json()["data"]["groups"]
+        rules = {r["name"]: r for g in groups for r in g["rules"]}
+        assert len(rules) == 5
+        assert {name: r["health"] for name, r in rules.items()} == dict.fromkeys(rules, "ok")
+        assert rules["HighErrorRate"]["state"] == rules["SlowRequestsP99"]["state"] == "inactive"
     finally:
         for service in reversed(services):
             service.stop()
     for service in services:
         assert service.process is not None
         assert service.process.returncode == 0, service.log_path.read_text()
-    # A healthy service with no errors raised none of the other alerts.
+    # The receiver heard of nothing else either.
     names = {a["labels"]["alertname"] for a in httpx.get(f"{receiver.url}/alerts").json()["alerts"]}
     assert names == {"HealthCheckFailing"}
     receiver.stop()
