@@ -11,7 +11,9 @@ import importlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -116,9 +118,16 @@ def test_a_callers_traceparent_is_continued_to_recipe_api(run_example, zipkin) -
     assert not [s for s in spans if s["traceId"] != CALLER_TRACE and s["name"] == "GET /"]
 
 
-def test_b3_headers_are_continued(run_example, zipkin) -> None:
+@pytest.mark.parametrize(
+    "b3",
+    [
+        {"X-B3-TraceId": CALLER_TRACE, "X-B3-SpanId": CALLER_SPAN, "X-B3-Sampled": "1"},
+        {"b3": f"{CALLER_TRACE}-{CALLER_SPAN}-1"},
+    ],
+    ids=["multi-header", "single-header"],
+)
+def test_b3_headers_are_continued(run_example, zipkin, b3) -> None:
     recipe = run_example(RECIPE_API, env={"ZIPKIN": zipkin.endpoint, **QUICK_EXPORT})
-    b3 = {"X-B3-TraceId": CALLER_TRACE, "X-B3-SpanId": CALLER_SPAN, "X-B3-Sampled": "1"}
     assert httpx.get(f"{recipe.url}/recipes/42", headers=b3).status_code == 200
     spans = zipkin.wait_for(lambda s: s["traceId"] == CALLER_TRACE)
     span = next(s for s in spans if s["traceId"] == CALLER_TRACE)
@@ -233,15 +242,60 @@ def test_a_collector_that_is_down_costs_nothing(run_example) -> None:
 
 
 def test_a_stuck_collector_delays_neither_requests_nor_the_stop(run_example) -> None:
+    # Batches of 5 spans: 60 spans queue up behind the stuck collector, 12 batches that
+    # the SDK alone would post one after the other at shutdown, 2 s each.
+    small_batches = {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5"}
     with ZipkinReceiver(hang=True) as stuck:
-        web, recipe = start_both(run_example, stuck.endpoint)
+        env = {"ZIPKIN": stuck.endpoint, **QUICK_EXPORT, **small_batches}
+        recipe = run_example(RECIPE_API, env=env)
+        web = run_example(WEB_API, env={**env, "TARGET": recipe.url})
         with httpx.Client(timeout=2) as client:  # waiting on an export would time out
             for _ in range(30):
                 assert client.get(f"{web.url}/").status_code == 200
-        # SIGTERM: the last export gives up after the exporter's 2 s timeout; exit code 0.
-        assert web.stop() == 0
-        assert recipe.stop() == 0
+        # SIGTERM: what is still queued gets STOP_GRACE (2 s) in all, then exit code 0.
+        started = time.monotonic()
+        with ThreadPoolExecutor() as pool:  # both at once
+            assert list(pool.map(lambda service: service.stop(), (web, recipe))) == [0, 0]
+        assert time.monotonic() - started < 6  # over 20 s without the shared deadline
         assert stuck.posts > 0
+
+
+class HangingProducer(BaseHTTPRequestHandler):
+    """Stands where recipe-api would: takes the request and answers only when released."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        HangingProducer.release.wait(30)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_client_that_gives_up_still_leaves_a_trace(run_example, zipkin) -> None:
+    """The client hangs up while web-api waits on recipe-api: Sanic cancels the request,
+    and its server span is still ended, exported and marked failed."""
+    producer = ThreadingHTTPServer((LOOPBACK, 0), HangingProducer)
+    producer.daemon_threads = True
+    threading.Thread(target=producer.serve_forever, daemon=True).start()
+    try:
+        target = f"http://{LOOPBACK}:{producer.server_port}"
+        env = {"ZIPKIN": zipkin.endpoint, "TARGET": target, "TARGET_TIMEOUT": "30"}
+        web = run_example(WEB_API, env={**env, **QUICK_EXPORT})
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(f"{web.url}/", timeout=0.5)
+        spans = zipkin.wait_for(lambda s: s["kind"] == "CLIENT" or s["name"] == "GET /", count=2)
+        server = next(s for s in spans if s["name"] == "GET /")
+        client = next(s for s in spans if s["kind"] == "CLIENT")
+        assert client["parentId"] == server["id"]
+        assert server["tags"]["otel.status_code"] == "ERROR"
+        assert httpx.get(f"{web.url}/health").status_code == 200  # and it serves on
+        assert web.stop() == 0
+    finally:
+        HangingProducer.release.set()
+        producer.shutdown()
+        producer.server_close()
+    assert "Traceback" not in web.output()
 
 
 @pytest.mark.parametrize(
