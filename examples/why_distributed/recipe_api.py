@@ -13,6 +13,9 @@ Environment:
 - `PORT`: port to listen on (default `4000`).
 - `ACCESS_LOG`: `1` logs a line per request (default `0`: off, for throughput).
 
+A bad setting (`PORT=abc`, `PORT=99999`) stops it at start with exit code 2 and
+one line naming the variable and what it accepts.
+
 Bad input never takes it down: an unknown or malformed id answers 404, an id
 outside 1..2**31-1 answers 400, an unknown route 404, a wrong method 405 and a
 body over 64 KiB 413, each with a JSON error body.
@@ -21,13 +24,40 @@ body over 64 KiB 413, each with a JSON error body.
 from __future__ import annotations
 
 import os
+import sys
 
 import orjson
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, ACCESS_LOG."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    access_log: bool = False
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
 
 # --8<-- [start:app]
 MAX_ID = 2**31 - 1
@@ -73,11 +103,11 @@ async def health(request: Request) -> HTTPResponse:
 # --8<-- [start:run]
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,  # one process: the pid in each answer is this one
         # A log line per request costs a large share of throughput: see the benchmark.
-        access_log=os.environ.get("ACCESS_LOG", "0") == "1",
+        access_log=settings.access_log,
         debug=False,
     )
 

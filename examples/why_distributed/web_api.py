@@ -17,22 +17,51 @@ Environment:
 When recipe-api is down, refuses the connection, times out or answers
 something unusable, web-api answers 502 with a JSON error at once: it never
 hangs and never answers 500.
+
+A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`) stops it at
+start with exit code 2 and one line naming the variable and what it accepts.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import httpx
 import orjson
+from pydantic import Field, HttpUrl, PositiveFloat, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET, TARGET_TIMEOUT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: HttpUrl = HttpUrl("http://127.0.0.1:4000")
+    target_timeout: PositiveFloat = 2.0
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
+
 # --8<-- [start:client]
-TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
 
 # Every error body is JSON, whatever the client's Accept header says: the
 # fallback format alone still answers text when a client does not accept JSON.
@@ -46,7 +75,9 @@ app.config.MOTD = False
 async def open_client(app: Sanic) -> None:
     # One client for the life of the process: it keeps connections to
     # recipe-api alive between requests instead of a new TCP handshake each time.
-    app.ctx.recipes = httpx.AsyncClient(base_url=TARGET, timeout=TARGET_TIMEOUT)
+    app.ctx.recipes = httpx.AsyncClient(
+        base_url=str(settings.target), timeout=settings.target_timeout
+    )
 
 
 @app.after_server_stop
@@ -69,7 +100,7 @@ async def index(request: Request) -> HTTPResponse:
         response.raise_for_status()
         producer_data = response.json()
     except httpx.TimeoutException:
-        return bad_gateway(f"no answer within {TARGET_TIMEOUT:g}s")
+        return bad_gateway(f"no answer within {settings.target_timeout:g}s")
     except httpx.HTTPStatusError as error:
         return bad_gateway(f"answered {error.response.status_code}")
     except httpx.TransportError as error:  # refused, reset, DNS...
@@ -89,8 +120,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,
