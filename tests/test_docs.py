@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from harness import ROOT, run_line
+from kit.process import ROOT
+from kit.snippets import run_line
 from pytest_examples import CodeExample, EvalExample, find_examples
 
 DOCS = ROOT / "docs"

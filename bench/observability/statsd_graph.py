@@ -25,7 +25,8 @@ import httpx
 from bench.common import ROOT, markdown_table, stamp, write_results
 
 sys.path.insert(0, str(ROOT / "tests"))
-from harness import LOOPBACK, start_example
+from kit.examples import start_example
+from kit.process import LOOPBACK
 from observability.graphite_stack import GraphiteStack
 
 RESULTS = "observability/bench_statsd_graph.md"

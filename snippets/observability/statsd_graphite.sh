@@ -8,6 +8,6 @@ carbon-cache --config=/tmp/recipe-graphite/carbon.conf --nodaemon --logfile=- st
 # with Django's development server:
 GRAPHITE_DIR=/tmp/recipe-graphite CARBON_QUERY_PORT=7002 GRAPHITE_SECRET_KEY=change-me GRAPHITE_SETTINGS_MODULE=graphite_settings PYTHONPATH=snippets/observability DJANGO_SETTINGS_MODULE=graphite.settings /usr/bin/python3 -m django migrate --run-syncdb --verbosity 0
 GRAPHITE_DIR=/tmp/recipe-graphite CARBON_QUERY_PORT=7002 GRAPHITE_SECRET_KEY=change-me GRAPHITE_SETTINGS_MODULE=graphite_settings PYTHONPATH=snippets/observability DJANGO_SETTINGS_MODULE=graphite.settings /usr/bin/python3 -m django runserver --noreload 127.0.0.1:8080
-# The StatsD daemon (npm statsd, pinned in bench/package.json), flushing every 10 s:
-npm ci --prefix bench --omit=optional --no-audit --no-fund
-STATSD_PORT=8125 STATSD_ADMIN_PORT=8126 CARBON_PORT=2003 STATSD_FLUSH_MS=10000 node bench/node_modules/statsd/stats.js snippets/observability/statsd_config.js
+# The StatsD daemon (npm statsd, pinned in package.json), flushing every 10 s:
+npm ci --omit=optional --no-audit --no-fund
+STATSD_PORT=8125 STATSD_ADMIN_PORT=8126 CARBON_PORT=2003 STATSD_FLUSH_MS=10000 node node_modules/statsd/stats.js snippets/observability/statsd_config.js

@@ -11,36 +11,24 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-import sysdeps
 import yaml
-from harness import (
-    LOOPBACK,
-    ROOT,
-    Service,
-    assert_output_is_shown,
-    assert_refuses_to_start,
-    free_port,
-    wait_until,
-)
+from kit import sysdeps
+from kit.examples import assert_output_is_shown, assert_refuses_to_start
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
+from kit.services.prometheus import start_daemon, stop_daemons
+from kit.snippets import commands, split
 
 RECEIVER = "observability/alert_receiver.py"
 HEALTH = "observability/health_service.py"
 METRICS = "observability/metrics_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
 READER_DIR = "/tmp/recipe-alerts"  # noqa: S108  (the reader's directory in the script)
-
-
-def script_lines(script: str) -> list[str]:
-    text = (SNIPPETS / script).read_text()
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -50,8 +38,8 @@ def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def rules_script() -> tuple[list[str], list[str]]:
     """The two commands of alerting_rules.sh, as the reader runs them from the repository root."""
-    check, test = script_lines("alerting_rules.sh")
-    return shlex.split(check), shlex.split(test)
+    check, test = commands("snippets/observability/alerting_rules.sh")
+    return split(check)[1], split(test)[1]
 
 
 def test_the_rules_are_valid() -> None:
@@ -221,13 +209,7 @@ def alerts_named(receiver_url: str, name: str) -> list[dict]:
 def test_health_failing_fires_then_resolves(
     run_example, postgres_server, redis_server, tmp_path: Path
 ) -> None:
-    programs = sysdeps.require(
-        "prometheus",
-        "promtool",
-        "prometheus-alertmanager",
-        "amtool",
-        "prometheus-blackbox-exporter",
-    )
+    sysdeps.require("promtool", "amtool")
     receiver = run_example(RECEIVER)
     health = run_example(
         HEALTH, env={"DATABASE_URL": postgres_server.url, "REDIS_URL": redis_server.url}
@@ -247,37 +229,29 @@ def test_health_failing_fires_then_resolves(
         line = line.replace("=snippets/", f"={ROOT}/snippets/")
         return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"{LOOPBACK}:{ports[m.group(1)]}", line)
 
-    lines = [local(line) for line in script_lines("alerting_run.sh")]
+    lines = [local(line) for line in commands("snippets/observability/alerting_run.sh")]
     *prepare, blackbox, manager, prometheus = lines
     for line in prepare[:4]:  # mkdir, render, copy, render
         subprocess.run(["bash", "-c", line], cwd=ROOT, check=True)
     shorten_waits(tmp_path)
     for line in prepare[4:]:  # promtool check config, amtool check-config
         checked = subprocess.run(
-            shlex.split(line), cwd=ROOT, capture_output=True, text=True, check=False
+            split(line)[1], cwd=ROOT, capture_output=True, text=True, check=False
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "SUCCESS" in checked.stdout + checked.stderr
 
-    services = []
-    for name, line, extra in (
-        ("blackbox", blackbox, []),
-        ("alertmanager", manager, []),
-        ("prometheus", prometheus, ["--rules.alert.resend-delay=1s"]),
-    ):
-        argv = shlex.split(line)
-        argv[0] = programs[argv[0]]
-        port = ports[{"blackbox": "9115", "alertmanager": "9093", "prometheus": "9090"}[name]]
-        service = Service(name, [*argv, *extra], port, tmp_path, stop_signal=signal.SIGTERM)
-
-        def ready(port: int = port) -> bool:
-            try:
-                return httpx.get(f"http://{LOOPBACK}:{port}/-/ready", timeout=0.5).is_success
-            except httpx.TransportError:
-                return False
-
-        service.start(ready)
-        services.append(service)
+    # Prometheus resends firing alerts every second instead of every minute.
+    services = [
+        start_daemon("blackbox", split(blackbox)[1], ports["9115"], tmp_path),
+        start_daemon("alertmanager", split(manager)[1], ports["9093"], tmp_path),
+        start_daemon(
+            "prometheus",
+            [*split(prometheus)[1], "--rules.alert.resend-delay=1s"],
+            ports["9090"],
+            tmp_path,
+        ),
+    ]
     try:
         prometheus_url = f"http://{LOOPBACK}:{ports['9090']}"
 
@@ -346,11 +320,7 @@ def test_health_failing_fires_then_resolves(
         assert {name: r["health"] for name, r in rules.items()} == dict.fromkeys(rules, "ok")
         assert rules["HighErrorRate"]["state"] == rules["SlowRequestsP99"]["state"] == "inactive"
     finally:
-        for service in reversed(services):
-            service.stop()
-    for service in services:
-        assert service.process is not None
-        assert service.process.returncode == 0, service.log_path.read_text()
+        stop_daemons(services)
     # The receiver heard of nothing else either.
     names = {a["labels"]["alertname"] for a in httpx.get(f"{receiver.url}/alerts").json()["alerts"]}
     assert names == {"HealthCheckFailing"}

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
-import sysdeps
 import yaml
-from harness import ROOT
+from kit import sysdeps
+from kit.process import ROOT
+from kit.snippets import command
 
 SNIPPETS = ROOT / "snippets" / "observability"
 COMPOSE = "snippets/observability/compose.yaml"
@@ -24,18 +24,7 @@ EXAMPLES = ROOT / "examples" / "observability"
 
 
 def up_command() -> tuple[dict[str, str], list[str]]:
-    lines = [
-        line
-        for line in (SNIPPETS / "compose_up.sh").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    assert len(lines) == 1, lines
-    words = shlex.split(lines[0])
-    env = {}
-    while "=" in words[0]:
-        name, _, value = words.pop(0).partition("=")
-        env[name] = value
-    return env, words
+    return command("snippets/observability/compose_up.sh")
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,16 +10,11 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import sysdeps
-from harness import (
-    LOOPBACK,
-    ROOT,
-    PostgresServer,
-    RedisServer,
-    assert_output_is_shown,
-    free_port,
-    wait_until,
-)
+from kit import sysdeps
+from kit.examples import assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
+from kit.services.postgresql import PostgresServer
+from kit.services.redis import RedisServer
 
 SERVICE = "observability/health_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"

@@ -9,33 +9,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import signal
-import socket
 import subprocess
 
 import httpx
 import pytest
-from harness import ROOT, RunningExample, assert_output_is_shown, assert_refuses_to_start
+from kit.examples import RunningExample, assert_output_is_shown, assert_refuses_to_start
+from kit.process import ROOT, free_udp_port
+from kit.snippets import command
 
 SERVICE = "observability/logging_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def script_command(script: str) -> tuple[dict[str, str], list[str]]:
-    """The one command of a snippets/observability/*.sh script: its variables and argv."""
-    text = (SNIPPETS / script).read_text()
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    assert len(lines) == 1, f"{script} should hold one command: {lines}"
-    words = shlex.split(lines[0])
-    env = dict(word.split("=", 1) for word in words if "=" in word)
-    return env, [word for word in words if "=" not in word]
 
 
 def stdout_records(service: RunningExample) -> list[dict]:
@@ -45,7 +29,7 @@ def stdout_records(service: RunningExample) -> list[dict]:
 
 def production(run_example, collector=None, **env: str) -> RunningExample:
     """The service as snippets/observability/logging_run.sh starts it, on a free port."""
-    script_env, argv = script_command("logging_run.sh")
+    script_env, argv = command("snippets/observability/logging_run.sh")
     assert argv == ["python", f"examples/{SERVICE}"], argv
     assert script_env == {"APP_ENV": "production", "LOG_UDP": "127.0.0.1:5140"}
     udp = collector.address if collector else ""

@@ -8,103 +8,19 @@ scrapes the service every second, and the tests read the values back from its HT
 from __future__ import annotations
 
 import re
-import shlex
-import signal
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-import sysdeps
-from harness import LOOPBACK, ROOT, Service, assert_output_is_shown, free_port, wait_until
+from kit.examples import assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, wait_until
+from kit.snippets import commands, split
 from prometheus_client.parser import text_string_to_metric_families
 
 SERVICE = "observability/metrics_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
-READER_DIR = "/tmp/recipe-prom"  # noqa: S108  (the reader's directory in the script)
 RECIPE_ROUTE = "/recipes/<recipe_id:int>"
 ROUTES = {RECIPE_ROUTE, "/health", "/metrics", "unmatched"}
-
-
-def script_lines(script: str) -> list[str]:
-    text = (SNIPPETS / script).read_text()
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-class Prometheus:
-    def __init__(self, port: int, service: Service) -> None:
-        self.port = port
-        self.service = service
-        self.url = f"http://{LOOPBACK}:{port}"
-
-    def query(self, promql: str) -> list[dict]:
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert body["status"] == "success", body
-        return body["data"]["result"]
-
-    def values(self, promql: str, label: str) -> dict[str, float]:
-        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(promql)}
-
-    def wait_for(self, promql: str, label: str, expected: dict[str, float]) -> None:
-        """Scrapes happen every second: poll until the values arrive, within a bound."""
-        wait_until(lambda: self.values(promql, label) == expected, 20, f"{promql} == {expected}")
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[str], Prometheus]]:
-    """start(target) runs the commands of metrics_prometheus.sh against `target`
-    (host:port) with a 1 s scrape interval, a data directory under tmp_path and a
-    free port; waits for /-/ready; at the end sends SIGTERM and requires exit code 0."""
-    sysdeps.require("prometheus", "promtool")
-    mkdir, render, check, run = script_lines("metrics_prometheus.sh")
-    assert mkdir == f"mkdir -p {READER_DIR}"
-    started: list[Prometheus] = []
-
-    def start(target: str) -> Prometheus:
-        port = free_port()
-
-        def local(line: str) -> str:
-            line = line.replace(READER_DIR, str(tmp_path))
-            line = line.replace("127.0.0.1:4000", target).replace(
-                "__INTERVAL__/5s", "__INTERVAL__/1s"
-            )
-            return line.replace("127.0.0.1:9090", f"{LOOPBACK}:{port}")
-
-        subprocess.run(["bash", "-c", local(render)], cwd=ROOT, check=True)
-        config = (tmp_path / "prometheus.yml").read_text()
-        assert "__" not in config
-        assert f'"{target}"' in config
-        assert "scrape_interval: 1s" in config
-        checked = subprocess.run(
-            shlex.split(local(check)), cwd=ROOT, capture_output=True, text=True, check=False
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert "SUCCESS" in checked.stdout + checked.stderr
-        argv = shlex.split(local(run))
-        assert argv[0] == "prometheus"
-        service = Service("prometheus", argv, port, tmp_path, stop_signal=signal.SIGTERM)
-
-        def ready() -> bool:
-            try:
-                return (
-                    httpx.get(f"http://{LOOPBACK}:{port}/-/ready", timeout=0.5).status_code == 200
-                )
-            except httpx.TransportError:
-                return False
-
-        service.start(ready)
-        started.append(Prometheus(port, service))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.service.stop()
-        assert server.service.process is not None
-        assert server.service.process.returncode == 0, server.service.log_path.read_text()
 
 
 def scrape(url: str) -> dict:
@@ -195,8 +111,8 @@ def test_prometheus_scrapes_the_service(run_example, prometheus) -> None:
     assert inf == {"+Inf": 8}
     # The page's queries, as metrics_query.sh runs them, against this Prometheus.
     output = ""
-    for line in script_lines("metrics_query.sh"):
-        argv = shlex.split(line.replace("127.0.0.1:9090", f"{LOOPBACK}:{server.port}"))
+    for line in commands("snippets/observability/metrics_query.sh"):
+        _, argv = split(line.replace("127.0.0.1:9090", f"{LOOPBACK}:{server.port}"))
         result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True)
         output += result.stdout
     assert_output_is_shown(

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import LOOPBACK, assert_refuses_to_start, free_port, wait_until
+from kit.examples import assert_refuses_to_start
+from kit.process import LOOPBACK, free_port, wait_until
 from observability.span_receiver import ZipkinReceiver
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -3,36 +3,15 @@ carbon stores, and the tests read the values back through graphite-web's render 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from harness import (
-    LOOPBACK,
-    ROOT,
-    assert_output_is_shown,
-    assert_refuses_to_start,
-    free_port,
-    wait_until,
-)
+from kit.examples import assert_output_is_shown, assert_refuses_to_start
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from observability.graphite_stack import GraphiteStack
 
 SERVICE = "observability/statsd_service.py"
 PRODUCER = "why_distributed/recipe_api.py"
 SNIPPETS = ROOT / "snippets" / "observability"
-
-
-@pytest.fixture(scope="module")
-def graphite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphiteStack]:
-    stack = GraphiteStack(tmp_path_factory.mktemp("graphite"))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
-    for service in stack.services:
-        assert service.process is not None
-        assert service.process.returncode in (0, -15), service.log_path.read_text()
 
 
 def start_service(run_example, graphite: GraphiteStack, target: str):

@@ -12,20 +12,13 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from harness import (
-    LOOPBACK,
-    ROOT,
-    assert_output_is_shown,
-    assert_refuses_to_start,
-    free_port,
-    wait_until,
-)
+from kit.examples import assert_output_is_shown, assert_refuses_to_start
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from observability.span_receiver import ZipkinReceiver
 
 RECIPE_API = "observability/traced_recipe_api.py"
@@ -35,12 +28,6 @@ SNIPPETS = ROOT / "snippets" / "observability"
 QUICK_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200"}  # every 0.2 s instead of every 5 s
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
-
-
-@pytest.fixture
-def zipkin() -> Iterator[ZipkinReceiver]:
-    with ZipkinReceiver() as receiver:
-        yield receiver
 
 
 def start_both(run_example, zipkin_endpoint: str):

@@ -11,8 +11,8 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
-import sysdeps
-from harness import ROOT
+from kit import sysdeps
+from kit.process import ROOT
 
 GRPC_CODEGEN = ROOT / "snippets" / "protocols" / "grpc_codegen.sh"
 GRPC_EXAMPLES = ROOT / "examples" / "protocols"

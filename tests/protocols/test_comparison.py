@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from harness import run_program
+from kit.examples import run_program
 
 ROW = re.compile(
     r"^\| (?P<protocol>[^|]+) \| (?P<first_up>[\d,]+) B / (?P<first_down>[\d,]+) B "

@@ -22,9 +22,10 @@ import h11
 import httpx
 import orjson
 import pytest
-import sysdeps
 import zstandard
-from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, run_program
+from kit import sysdeps
+from kit.examples import RunningExample, assert_output_is_shown, run_program
+from kit.process import LOOPBACK, ROOT
 
 PRODUCER = "protocols/compression_producer.py"
 SIZES = "protocols/compression_sizes.py"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -16,18 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sysdeps
 from graphql import get_introspection_query
-from harness import (
-    EXAMPLES,
-    LOOPBACK,
-    ROOT,
-    RunningExample,
-    assert_output_is_shown,
-    connections_to,
-    free_port,
-    wait_until,
-)
+from kit import sysdeps
+from kit.examples import RunningExample, assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, Process, connections_to, free_port, http_ok
+from kit.snippets import EXAMPLES
 
 PRODUCER = "protocols/graphql_producer.py"
 CONSUMER = "protocols/graphql_consumer.py"
@@ -370,29 +362,19 @@ def test_cost_limit_counts_aliases(producer: RunningExample) -> None:
 
 def test_the_schema_file_is_found_from_any_directory(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "HOST": LOOPBACK, "PORT": str(port)}
-    process = subprocess.Popen(
+    producer = Process(
+        "graphql_producer from elsewhere",
         [sys.executable, str(EXAMPLES / PRODUCER)],
+        tmp_path / "producer.log",
+        env={"HOST": LOOPBACK, "PORT": str(port)},
         cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
+    producer.start(http_ok(f"http://{LOOPBACK}:{port}/health"))
     try:
-
-        def ready() -> bool:
-            assert process.poll() is None, "the producer exited"
-            try:
-                return httpx.get(f"http://{LOOPBACK}:{port}/health").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 15, "graphql_producer.py started from another directory")
         response = httpx.post(f"http://{LOOPBACK}:{port}/graphql", json={"query": "{ pid }"})
-        assert response.json() == {"data": {"pid": process.pid}}
+        assert response.json() == {"data": {"pid": producer.pid}}
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        assert producer.stop() == 0
 
 
 # --- web-api ---------------------------------------------------------------------

@@ -19,15 +19,8 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from harness import (
-    LOOPBACK,
-    ROOT,
-    RunningExample,
-    assert_output_is_shown,
-    connections_to,
-    free_port,
-    wait_until,
-)
+from kit.examples import RunningExample, assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, connections_to, free_port, wait_until
 
 PRODUCER = "protocols/grpc_producer.py"
 CONSUMER = "protocols/grpc_consumer.py"

@@ -19,19 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-import sysdeps
-from harness import (
-    LOOPBACK,
-    ROOT,
-    RunningExample,
-    assert_output_is_shown,
-    command_from_run_line,
-    connections_to,
-    free_port,
-    raw_exchange,
-    run_line,
-    run_program,
-)
+from kit import sysdeps
+from kit.examples import RunningExample, assert_output_is_shown, run_program
+from kit.process import LOOPBACK, ROOT, connections_to, free_port, raw_exchange
+from kit.snippets import example_command
 
 WIRE = "protocols/http_wire.py"
 PRODUCER = "protocols/http_producer.py"
@@ -125,7 +116,7 @@ def test_http_wire_reports_a_server_that_hangs_up_mid_response() -> None:
 
         thread = threading.Thread(target=answer_half, daemon=True)
         thread.start()
-        line_env, argv = command_from_run_line(run_line(WIRE))
+        line_env, argv = example_command(WIRE)
         target = f"http://{LOOPBACK}:{server.getsockname()[1]}"
         result = subprocess.run(
             argv,

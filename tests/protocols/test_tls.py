@@ -20,18 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sysdeps
 from cryptography import x509
-from harness import (
-    LOOPBACK,
-    ROOT,
-    RunningExample,
-    assert_output_is_shown,
-    connections_to,
-    free_port,
-    run_program,
-    wait_until,
-)
+from kit import sysdeps
+from kit.examples import RunningExample, assert_output_is_shown, run_program
+from kit.process import LOOPBACK, ROOT, connections_to, free_port, wait_until
 
 CERTS = "protocols/tls_certs.py"
 PRODUCER = "protocols/tls_producer.py"

@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-import sysdeps
-from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port, wait_until
+from kit import sysdeps
+from kit.examples import RunningExample, assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
 
 RECIPE_API = "why_distributed/recipe_api.py"
 SLOW = "scaling/slow_service.py"

@@ -15,8 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import sysdeps
-from harness import ROOT, assert_output_is_shown, command_from_run_line, free_port, run_line
+from kit import sysdeps
+from kit.examples import assert_output_is_shown
+from kit.process import ROOT, free_port
+from kit.snippets import example_command
 
 SLO_CHECK = "scaling/slo_check.py"
 RECIPE_API = "why_distributed/recipe_api.py"
@@ -29,7 +31,7 @@ BENCH = ROOT / "bench"
 
 def slo_check(slo: Path, url: str) -> subprocess.CompletedProcess[str]:
     """Run slo_check.py as its run line says, with another SLO file and URL."""
-    env, argv = command_from_run_line(run_line(SLO_CHECK))
+    env, argv = example_command(SLO_CHECK)
     assert argv[-3] == "--slo", argv
     assert argv[-1].startswith("http://"), argv
     argv[-2:] = [str(slo), url]

@@ -15,8 +15,8 @@ from collections import defaultdict
 import httpx
 import psutil
 import pytest
-from conftest import StartExample
-from harness import LOOPBACK, ROOT, RunningExample, assert_output_is_shown, free_port, wait_until
+from kit.examples import RunningExample, StartExample, assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
 
 SERVICE = "scaling/fibonacci_service.py"
 CLUSTER = "scaling/fibonacci_cluster.py"

@@ -6,8 +6,8 @@ import asyncio
 import re
 
 import httpx
-from conftest import StartExample
-from harness import wait_until
+from kit.examples import StartExample
+from kit.process import wait_until
 
 EXAMPLE = "why_distributed/loop_lag_service.py"
 HEAVY_N = 31  # a quarter of a second of pure Python (seconds under coverage); health: 1 ms

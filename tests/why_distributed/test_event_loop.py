@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import ROOT, assert_output_is_shown, run_line, run_program
+from kit.examples import assert_output_is_shown, run_program
+from kit.process import ROOT
+from kit.snippets import run_line
 
 EXAMPLE = "why_distributed/event_loop_order.py"
 SHOWN = ROOT / "snippets" / "why_distributed" / "event_loop_order.txt"

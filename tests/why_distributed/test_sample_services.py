@@ -14,16 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-import sysdeps
-from harness import (
-    LOOPBACK,
-    ROOT,
-    RunningExample,
-    assert_output_is_shown,
-    connections_to,
-    free_port,
-    raw_exchange,
-)
+from kit import sysdeps
+from kit.examples import RunningExample, assert_output_is_shown
+from kit.process import LOOPBACK, ROOT, connections_to, free_port, raw_exchange
 
 RECIPE_API = "why_distributed/recipe_api.py"
 WEB_API = "why_distributed/web_api.py"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from harness import ROOT, assert_output_is_shown, run_program
+from kit.examples import assert_output_is_shown, run_program
+from kit.process import ROOT
 
 PAGE = ROOT / "docs" / "why_distributed" / "threads_processes.md"
 GIL_POOLS = "why_distributed/gil_pools.py"

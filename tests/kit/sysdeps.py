@@ -158,22 +158,25 @@ def machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+ROOT = Path(__file__).resolve().parents[2]
 NPM_TOOLS = {
-    "autocannon": BENCH / "node_modules" / ".bin" / "autocannon",
-    "statsd": BENCH / "node_modules" / "statsd" / "stats.js",
+    "autocannon": ROOT / "node_modules" / ".bin" / "autocannon",
+    "statsd": ROOT / "node_modules" / "statsd" / "stats.js",
 }
+NPM_CI = ["npm", "ci", "--omit=optional", "--no-audit", "--no-fund"]
 
 
 def require_npm_tools() -> dict[str, Path]:
-    """autocannon and statsd, as bench/package-lock.json pins them (npm ci --prefix bench)."""
+    """autocannon and statsd, as package-lock.json pins them (`npm ci` at the root).
+
+    The one npm installer: once per machine, under a machine-wide lock, so parallel
+    test workers never run two `npm ci` into the same node_modules.
+    """
     require("node", "npm")
     with machine_lock("npm-ci"):
         if not all(path.exists() for path in NPM_TOOLS.values()):
-            print("installing npm tools: npm ci --prefix bench", flush=True)
-            subprocess.run(
-                ["npm", "ci", "--prefix", str(BENCH), "--omit=optional", "--no-audit", "--no-fund"],
-                check=True,
-                capture_output=True,
-            )
+            print(f"installing npm tools: {' '.join(NPM_CI)}", flush=True)
+            result = subprocess.run(NPM_CI, cwd=ROOT, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise MissingProgram(f"{' '.join(NPM_CI)} failed:\n{result.stdout}{result.stderr}")
     return NPM_TOOLS

@@ -1,7 +1,7 @@
 """carbon-cache, graphite-web and the StatsD daemon, started from statsd_graphite.sh.
 
-Used by tests/observability/test_statsd.py and by the graph benchmark
-(bench/observability/statsd_graph.py). The script's commands run as the page
+Used by tests/observability/test_statsd.py (the `graphite` fixture) and by the
+graph benchmark (bench/observability/statsd_graph.py). The script's commands run as the page
 shows them, on free ports, in a temporary directory, with StatsD flushing
 every second and carbon keeping one point per second (the committed files say
 10 s, a production value).
@@ -11,30 +11,18 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import sysdeps
-from harness import LOOPBACK, ROOT, Service, free_port, port_open, wait_until
+import pytest
 
-SNIPPETS = ROOT / "snippets" / "observability"
+from kit import snippets, sysdeps
+from kit.process import LOOPBACK, ROOT, Process, free_port, free_udp_port, port_open, wait_until
+
+SCRIPT = "snippets/observability/statsd_graphite.sh"
 READER_DIR = "/tmp/recipe-graphite"  # noqa: S108  (the reader's directory in the script)
-
-
-def script_lines() -> list[str]:
-    text = (SNIPPETS / "statsd_graphite.sh").read_text()
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def split_env(line: str) -> tuple[dict[str, str], list[str]]:
-    words = shlex.split(line)
-    env = {}
-    while "=" in words[0] and not words[0].startswith("-"):
-        name, _, value = words.pop(0).partition("=")
-        env[name] = value
-    return env, words
 
 
 class GraphiteStack:
@@ -42,9 +30,9 @@ class GraphiteStack:
         sysdeps.require("carbon-cache", "graphite-manage")
         self.workdir = workdir
         self.ports = {p: free_port() for p in ("2003", "2004", "7002", "8080", "8126")}
-        self.statsd_port = free_port()  # UDP; a free TCP port number is free enough here
+        self.statsd_port = free_udp_port()
         self.ports["8125"] = self.statsd_port
-        self.services: list[Service] = []
+        self.services: list[Process] = []
         self.url = f"http://{LOOPBACK}:{self.ports['8080']}"
 
     def local(self, line: str) -> str:
@@ -53,24 +41,24 @@ class GraphiteStack:
             line = line.replace(f"127.0.0.1:{port}", f"{LOOPBACK}:{mine}")
             line = line.replace(f"/{port}/", f"/{mine}/").replace(f"_PORT={port}", f"_PORT={mine}")
         line = line.replace("STATSD_FLUSH_MS=10000", "STATSD_FLUSH_MS=1000")
-        for relative in ("snippets/", "bench/"):
+        for relative in ("snippets/", "node_modules/"):
             line = line.replace(f" {relative}", f" {ROOT}/{relative}")
             line = line.replace(f"={relative}", f"={ROOT}/{relative}")
         return line
 
     def start(self) -> None:
-        lines = [self.local(line) for line in script_lines()]
+        lines = [self.local(line) for line in snippets.commands(SCRIPT)]
         mkdir, copy, render, carbon, migrate, web, npm, statsd = lines
         for line in (mkdir, copy, render):
             subprocess.run(["bash", "-c", line], check=True)
         schemas = self.workdir / "storage-schemas.conf"
         schemas.write_text(schemas.read_text().replace("retentions = 10s:", "retentions = 1s:"))
         # The script's npm line, as sysdeps runs it (once per machine, under a lock).
-        assert shlex.split(npm)[:3] == ["npm", "ci", "--prefix"], npm
+        assert shlex.split(npm) == sysdeps.NPM_CI, npm
         sysdeps.require_npm_tools()
 
         self.launch("carbon", carbon, "2003", lambda: port_open(self.ports["7002"]))
-        env, argv = split_env(migrate)
+        env, argv = snippets.split(migrate)
         subprocess.run(argv, env={**os.environ, **env}, cwd=self.workdir, check=True)
 
         def web_ready() -> bool:
@@ -83,19 +71,9 @@ class GraphiteStack:
         self.launch("statsd", statsd, "8126", lambda: port_open(self.ports["8126"]))
 
     def launch(self, name: str, line: str, port: str, ready) -> None:
-        env, argv = split_env(line)
-        service = Service(name, argv, self.ports[port], self.workdir, stop_signal=signal.SIGTERM)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # Service passes our environment on to the process
-        try:
-            service.start(ready)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        self.services.append(service)
+        env, argv = snippets.split(line)
+        process = Process(name, argv, self.workdir / f"{name}.log", env=env, cwd=self.workdir)
+        self.services.append(process.start(ready))
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -128,3 +106,16 @@ class GraphiteStack:
         answer.raise_for_status()
         assert answer.headers["content-type"] == "image/png"
         return answer.content
+
+
+@pytest.fixture(scope="module")
+def graphite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphiteStack]:
+    """carbon, graphite-web and StatsD for a test module (they take seconds to start)."""
+    stack = GraphiteStack(tmp_path_factory.mktemp("graphite"))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+    for process in stack.services:  # node's statsd exits by the signal itself (-15)
+        assert process.returncode in (0, -15), process.output()

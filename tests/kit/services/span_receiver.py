@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import LOOPBACK, wait_until
+import pytest
+
+from kit.process import LOOPBACK, wait_until
 
 HEX16 = re.compile(r"[0-9a-f]{16}")
 TRACE_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
@@ -105,3 +107,10 @@ class ZipkinReceiver:
             lambda: sum(1 for span in self.spans if match(span)) >= count, 10, "spans at Zipkin"
         )
         return list(self.spans)
+
+
+@pytest.fixture
+def zipkin() -> Iterator[ZipkinReceiver]:
+    """A Zipkin-compatible receiver on a free loopback port; fails the test on a bad span."""
+    with ZipkinReceiver() as receiver:
+        yield receiver

@@ -1,0 +1,95 @@
+"""The kit itself: its services really start and stop, its parser reads lines as a shell does."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from kit.process import Process, free_port, port_open, wait_until
+from kit.services.postgresql import PostgresServer
+from kit.services.redis import RedisServer
+from kit.snippets import example_command, split
+
+
+def test_redis_fixture_serves_and_restarts(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("greeting", "hello")
+    assert client.get("greeting") == b"hello"
+
+    redis_server.stop()
+    assert not port_open(redis_server.port)
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+
+    redis_server.start()
+    assert client.ping()
+    assert client.get("greeting") is None  # nothing persisted between runs
+    client.close()
+
+
+def test_postgres_fixture_serves_sql(postgres_server: PostgresServer) -> None:
+    with psycopg.connect(postgres_server.url, connect_timeout=5) as conn:
+        row = conn.execute("select current_setting('listen_addresses'), 6 * 7").fetchone()
+    assert row == ("127.0.0.1", 42)
+
+
+def test_a_line_splits_into_environment_and_argv() -> None:
+    env, argv = split("TARGET=http://127.0.0.1:4000 python examples/why_distributed/web_api.py")
+    assert env == {"TARGET": "http://127.0.0.1:4000"}
+    assert argv == ["python", "examples/why_distributed/web_api.py"]
+
+
+def test_a_flag_with_equals_is_an_argument_not_a_variable() -> None:
+    env, argv = split("A=1 prometheus --config.file=x.yml --cluster.listen-address= B=2")
+    assert env == {"A": "1"}
+    assert argv == ["prometheus", "--config.file=x.yml", "--cluster.listen-address=", "B=2"]
+
+
+def test_quoting_is_read_as_a_shell_reads_it() -> None:
+    env, argv = split("""MSG='a b' DIR="/srv/x y" echo "one two" 'three'""")
+    assert env == {"MSG": "a b", "DIR": "/srv/x y"}
+    assert argv == ["echo", "one two", "three"]
+
+
+def test_a_line_of_only_variables_is_refused() -> None:
+    with pytest.raises(ValueError, match="no command"):
+        split("A=1 B=2")
+
+
+def test_an_example_runs_with_this_interpreter() -> None:
+    env, argv = example_command("why_distributed/web_api.py")
+    assert env == {"TARGET": "http://127.0.0.1:4000"}
+    assert argv == [sys.executable, "examples/why_distributed/web_api.py"]
+
+
+def test_free_ports_avoid_the_ephemeral_range() -> None:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert all(not low <= free_port() <= high for _ in range(50))
+
+
+def test_a_process_that_ignores_its_stop_signal_is_killed_with_its_children(tmp_path) -> None:
+    script = "import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    script += "subprocess.Popen(['sleep', '60']); print('up', flush=True); time.sleep(60)"
+    process = Process("stubborn", [sys.executable, "-c", script], tmp_path / "log")
+    process.start(lambda: "up" in process.output())
+    with pytest.raises(RuntimeError, match="ignored SIGTERM"):
+        process.stop(signal.SIGTERM, timeout=0.5)
+    assert not process.alive()
+    # The sleep child was in the same process group: gone too.
+    wait_until(lambda: "sleep 60" not in _processes(), 5, "the child to be gone")
+
+
+def _processes() -> str:
+    import psutil
+
+    lines = []
+    for proc in psutil.process_iter():
+        try:
+            lines.append(" ".join(proc.cmdline()))
+        except psutil.Error:  # gone, or a zombie, meanwhile
+            continue
+    return "\n".join(lines)
