@@ -1,28 +1,46 @@
 """Sessions for the site and its examples.
 
 `nox` runs lint, docs and tests. `nox -s serve` serves the site on
-http://127.0.0.1:8000 and `nox -s bench` regenerates the figures the pages show.
+http://127.0.0.1:8000, `nox -s bench` regenerates the figures the pages show and
+`nox -s lock` refreshes the pinned versions (uv.lock and requirements/examples.txt).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
+from pathlib import Path
 
 import nox
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 nox.needs_version = ">=2025.2.9"
-nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.default_venv_backend = "uv"  # sessions install with `uv sync` from uv.lock
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "docs", "tests"]
 
-PYPROJECT = nox.project.load_toml("pyproject.toml")
+# What readers install to run the examples: the examples group of uv.lock, exported
+# as a pip requirements file (snippets/why_distributed/install.sh installs it).
+# tests/test_lock.py runs this same command and compares.
+EXPORT_EXAMPLES = (
+    *("uv", "export", "--only-group", "examples", "--no-hashes", "--no-emit-project"),
+    *("--format", "requirements-txt", "--locked", "--quiet", "-o", "requirements/examples.txt"),
+)
 
 
-def install_group(session: nox.Session, *groups: str) -> None:
-    requirements: list[str] = []
-    for group in groups:
-        requirements += nox.project.dependency_groups(PYPROJECT, group)
-    session.install(*requirements)
+def install_group(session: nox.Session, group: str) -> None:
+    """Make the session's venv exactly one dependency group, at the versions in uv.lock.
+
+    --locked fails when uv.lock is out of step with pyproject.toml, instead of
+    quietly resolving again: run `./nox -s lock` (or `uv lock`) and commit the result.
+    """
+    session.run_install(
+        *("uv", "sync", "--locked", "--no-install-project", "--only-group", group),
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        external=True,
+    )
 
 
 def quiet_mkdocs(session: nox.Session) -> dict[str, str]:
@@ -80,3 +98,57 @@ def bench(session: nox.Session) -> None:
     if os.environ.get("BENCH_DURATION"):
         env["BENCH_DURATION"] = os.environ["BENCH_DURATION"]
     session.run("python", "-m", "bench", *session.posargs, env=env)
+
+
+@nox.session(default=False)
+def lock(session: nox.Session) -> None:
+    """Upgrade uv.lock to the newest versions allowed, raise the floors, export for readers.
+
+    `-- --upgrade-package NAME` upgrades only NAME (and what it needs) instead of
+    everything, e.g. after adding NAME to a group. Commit pyproject.toml, uv.lock and
+    requirements/examples.txt together, after `./nox` has passed with the new versions.
+    """
+    session.run("uv", "lock", *(session.posargs or ["--upgrade"]), external=True)
+    raised = raise_floors(Path("pyproject.toml"), Path("uv.lock"))
+    for change in raised:
+        session.log(f"floor raised: {change}")
+    if raised:  # record the new floors in uv.lock; the versions stay as resolved
+        session.run("uv", "lock", external=True)
+    session.run(*EXPORT_EXAMPLES, external=True)
+
+
+def floor_for(version: Version) -> str:
+    """The floor a locked version gives: its major.minor (0.66b2 -> 0.66b0, 0.0.18 stays)."""
+    if version.major == 0 and version.minor == 0:
+        return version.base_version
+    floor = f"{version.major}.{version.minor}"
+    if version.pre:  # ">=0.66" would exclude 0.66b2 itself
+        floor += f"{version.pre[0]}0"
+    return floor
+
+
+def raise_floors(pyproject: Path, lock: Path) -> list[str]:
+    """Raise every `>=` floor of [dependency-groups] to the major.minor uv.lock holds."""
+    locked: dict[str, Version] = {}
+    for package in tomllib.loads(lock.read_text())["package"]:
+        name, version = canonicalize_name(package["name"]), Version(package["version"])
+        # A package locked twice (a fork by Python version) counts at its older one.
+        locked[name] = min(locked.get(name, version), version)
+    text = pyproject.read_text()
+    start = text.index("\n[dependency-groups]\n")
+    end = text.find("\n[", start + 1)
+    end = len(text) if end == -1 else end
+    changes: list[str] = []
+
+    def raise_one(match: re.Match[str]) -> str:
+        name, floor = match["name"], match["floor"]
+        new = floor_for(locked[canonicalize_name(name)])
+        if Version(new) <= Version(floor):
+            return match[0]
+        changes.append(f"{name}>={floor} -> {name}>={new}")
+        return f'"{name}{match["extras"] or ""}>={new}'
+
+    pattern = r'"(?P<name>[A-Za-z0-9._-]+)(?P<extras>\[[^\]]*\])?>=(?P<floor>[^,;"]+)'
+    groups = re.sub(pattern, raise_one, text[start:end])
+    pyproject.write_text(text[:start] + groups + text[end:])
+    return changes
