@@ -1,4 +1,3 @@
 python3 -m venv .venv
 . .venv/bin/activate
-python -m pip install --upgrade pip
-python -m pip install --group examples
+python -m pip install -r requirements/examples.txt
