@@ -9,6 +9,9 @@ returns it; set what it does next with `.behave(...)`:
 
 Every request it receives is recorded (`.requests`), and `.arrived` is set on the
 first, so a test can act while a consumer waits on it.
+
+`hung_server` is the same idea one layer down, for any protocol (a database, a
+cache): a TCP port that accepts connections and never says a word.
 """
 
 from __future__ import annotations
@@ -145,3 +148,31 @@ def fake_upstream() -> Iterator[Callable[..., FakeUpstream]]:
     yield start
     for fake in started:
         fake.stop()
+
+
+@pytest.fixture
+def hung_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never answers; yields its port."""
+    listener = socket.create_server((LOOPBACK, 0))
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(conn)  # keep it open, say nothing
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+    for conn in held:
+        conn.close()

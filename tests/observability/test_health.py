@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 from kit import sysdeps
 from kit.examples import assert_output_is_shown
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
@@ -44,34 +41,6 @@ def try_script(url: str) -> str:
         check=True,
     )
     return result.stdout
-
-
-@pytest.fixture
-def hung_server() -> Iterator[int]:
-    """A TCP server that accepts connections and never answers; yields its port."""
-    listener = socket.create_server((LOOPBACK, 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            held.append(conn)  # keep it open, say nothing
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
-    for conn in held:
-        conn.close()
 
 
 def start(run_example, postgres: str, redis_url: str, ready: str = "/health", **env: str):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from kit.examples import assert_refuses_to_start
 from kit.process import LOOPBACK, free_port, wait_until
-from observability.span_receiver import ZipkinReceiver
+from kit.services.span_receiver import ZipkinReceiver
 from prometheus_client.parser import text_string_to_metric_families
 
 SERVICE = "observability/observed_recipe_api.py"

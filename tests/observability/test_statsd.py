@@ -7,7 +7,7 @@ import httpx
 import pytest
 from kit.examples import assert_output_is_shown, assert_refuses_to_start
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from observability.graphite_stack import GraphiteStack
+from kit.services.graphite import GraphiteStack
 
 SERVICE = "observability/statsd_service.py"
 PRODUCER = "why_distributed/recipe_api.py"

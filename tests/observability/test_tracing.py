@@ -8,18 +8,15 @@ use and rejects spans a real Zipkin would reject.
 from __future__ import annotations
 
 import importlib
-import json
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from kit.examples import assert_output_is_shown, assert_refuses_to_start
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from observability.span_receiver import ZipkinReceiver
+from kit.services.span_receiver import ZipkinReceiver
 
 RECIPE_API = "observability/traced_recipe_api.py"
 WEB_API = "observability/traced_web_api.py"
@@ -123,42 +120,14 @@ def test_b3_headers_are_continued(run_example, zipkin, b3) -> None:
     assert span["tags"]["http.response.status_code"] == "200"
 
 
-class RecordingProducer(BaseHTTPRequestHandler):
-    """Stands where recipe-api would: answers recipe 42 and keeps the headers it got."""
-
-    seen: list[dict[str, str]] = []  # noqa: RUF012  (one list for the test, on purpose)
-
-    def do_GET(self) -> None:
-        RecordingProducer.seen.append(dict(self.headers.items()))
-        body = json.dumps({"recipe": {"id": 42}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-def test_web_api_sends_the_trace_in_both_formats(run_example, zipkin) -> None:
-    producer = ThreadingHTTPServer((LOOPBACK, 0), RecordingProducer)
-    threading.Thread(target=producer.serve_forever, daemon=True).start()
-    try:
-        web = run_example(
-            WEB_API,
-            env={
-                "ZIPKIN": zipkin.endpoint,
-                "TARGET": f"http://{LOOPBACK}:{producer.server_port}",
-                **QUICK_EXPORT,
-            },
-        )
-        traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
-        assert httpx.get(f"{web.url}/", headers={"traceparent": traceparent}).status_code == 200
-    finally:
-        producer.shutdown()
-        producer.server_close()
-    headers = {k.lower(): v for k, v in RecordingProducer.seen[-1].items()}
+def test_web_api_sends_the_trace_in_both_formats(run_example, zipkin, fake_upstream) -> None:
+    # Stands where recipe-api would: answers recipe 42 and keeps the headers it got.
+    producer = fake_upstream().behave(body={"recipe": {"id": 42}})
+    env = {"ZIPKIN": zipkin.endpoint, "TARGET": producer.url, **QUICK_EXPORT}
+    web = run_example(WEB_API, env=env)
+    traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    assert httpx.get(f"{web.url}/", headers={"traceparent": traceparent}).status_code == 200
+    headers = {k.lower(): v for k, v in producer.requests[-1].headers.items()}
     version, trace_id, span_id, flags = headers["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", CALLER_TRACE, "01")
     assert span_id != CALLER_SPAN  # the parent is now web-api's client span
@@ -247,41 +216,21 @@ def test_a_stuck_collector_delays_neither_requests_nor_the_stop(run_example) -> 
         assert stuck.posts > 0
 
 
-class HangingProducer(BaseHTTPRequestHandler):
-    """Stands where recipe-api would: takes the request and answers only when released."""
-
-    release = threading.Event()
-
-    def do_GET(self) -> None:
-        HangingProducer.release.wait(30)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-def test_a_client_that_gives_up_still_leaves_a_trace(run_example, zipkin) -> None:
+def test_a_client_that_gives_up_still_leaves_a_trace(run_example, zipkin, fake_upstream) -> None:
     """The client hangs up while web-api waits on recipe-api: Sanic cancels the request,
     and its server span is still ended, exported and marked failed."""
-    producer = ThreadingHTTPServer((LOOPBACK, 0), HangingProducer)
-    producer.daemon_threads = True
-    threading.Thread(target=producer.serve_forever, daemon=True).start()
-    try:
-        target = f"http://{LOOPBACK}:{producer.server_port}"
-        env = {"ZIPKIN": zipkin.endpoint, "TARGET": target, "TARGET_TIMEOUT": "30"}
-        web = run_example(WEB_API, env={**env, **QUICK_EXPORT})
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.get(f"{web.url}/", timeout=0.5)
-        spans = zipkin.wait_for(lambda s: s["kind"] == "CLIENT" or s["name"] == "GET /", count=2)
-        server = next(s for s in spans if s["name"] == "GET /")
-        client = next(s for s in spans if s["kind"] == "CLIENT")
-        assert client["parentId"] == server["id"]
-        assert server["tags"]["otel.status_code"] == "ERROR"
-        assert httpx.get(f"{web.url}/health").status_code == 200  # and it serves on
-        assert web.stop() == 0
-    finally:
-        HangingProducer.release.set()
-        producer.shutdown()
-        producer.server_close()
+    producer = fake_upstream().behave(never=True)  # takes the request, never answers
+    env = {"ZIPKIN": zipkin.endpoint, "TARGET": producer.url, "TARGET_TIMEOUT": "30"}
+    web = run_example(WEB_API, env={**env, **QUICK_EXPORT})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{web.url}/", timeout=0.5)
+    spans = zipkin.wait_for(lambda s: s["kind"] == "CLIENT" or s["name"] == "GET /", count=2)
+    server = next(s for s in spans if s["name"] == "GET /")
+    client = next(s for s in spans if s["kind"] == "CLIENT")
+    assert client["parentId"] == server["id"]
+    assert server["tags"]["otel.status_code"] == "ERROR"
+    assert httpx.get(f"{web.url}/health").status_code == 200  # and it serves on
+    assert web.stop() == 0
     assert "Traceback" not in web.output()
 
 

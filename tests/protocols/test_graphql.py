@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -425,39 +420,6 @@ def test_consumer_502_when_the_connection_is_refused(run_example) -> None:
     assert response.json() == {"error": "recipe-api unavailable", "reason": "ConnectError"}
 
 
-class FakeProducer(BaseHTTPRequestHandler):
-    """A misbehaving GraphQL producer: status and body on demand."""
-
-    status = 200
-    body = b"{}"
-    silent = False
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        if self.silent:
-            time.sleep(30)  # never answers in time; the consumer must give up first
-            return
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_producer() -> Iterator[tuple[str, type[FakeProducer]]]:
-    handler = type("Handler", (FakeProducer,), {})
-    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{LOOPBACK}:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
-
-
 PARTIAL = {"data": {"recipe": None}, "errors": [{"message": "boom", "path": ["recipe"]}]}
 
 
@@ -474,21 +436,18 @@ PARTIAL = {"data": {"recipe": None}, "errors": [{"message": "boom", "path": ["re
     ids=["partial data", "request error", "null data", "not an object", "500", "html"],
 )
 def test_consumer_502_when_the_producer_answers_errors(
-    run_example, fake_producer, status: int, body: object, reason: str
+    run_example, fake_upstream, status: int, body: object, reason: str
 ) -> None:
-    url, handler = fake_producer
-    handler.status = status
-    handler.body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-    consumer = run_example(CONSUMER, env={"TARGET": url})
+    producer = fake_upstream().behave(status, body)
+    consumer = run_example(CONSUMER, env={"TARGET": producer.url})
     response = httpx.get(consumer.url, timeout=10)
     assert response.status_code == 502
     assert response.json() == {"error": "recipe-api unavailable", "reason": reason}
 
 
-def test_consumer_502_when_the_producer_never_answers(run_example, fake_producer) -> None:
-    url, handler = fake_producer
-    handler.silent = True
-    consumer = run_example(CONSUMER, env={"TARGET": url, "TARGET_TIMEOUT": "0.3"})
+def test_consumer_502_when_the_producer_never_answers(run_example, fake_upstream) -> None:
+    producer = fake_upstream().behave(never=True)
+    consumer = run_example(CONSUMER, env={"TARGET": producer.url, "TARGET_TIMEOUT": "0.3"})
     response = httpx.get(consumer.url, timeout=10)
     assert response.status_code == 502
     assert response.json() == {

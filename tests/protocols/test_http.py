@@ -13,9 +13,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -479,38 +476,6 @@ def test_consumer_502_when_the_connection_is_refused(run_example) -> None:
     assert response.json() == {"error": "recipe-api unavailable", "reason": "ConnectError"}
 
 
-class FakeRecipeApi(BaseHTTPRequestHandler):
-    """A producer that misbehaves on demand: status, body, and how long it takes."""
-
-    status = 200
-    body = b"{}"
-    delay = 0.0
-    arrived: threading.Event
-
-    def do_GET(self) -> None:
-        self.arrived.set()
-        time.sleep(self.delay)
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_recipe_api() -> Iterator[tuple[str, type[FakeRecipeApi]]]:
-    handler = type("Handler", (FakeRecipeApi,), {"arrived": threading.Event()})
-    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{LOOPBACK}:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize(
     ("status", "body", "delay", "expected_status", "expected_body"),
     [
@@ -553,28 +518,26 @@ def fake_recipe_api() -> Iterator[tuple[str, type[FakeRecipeApi]]]:
     ],
 )
 def test_consumer_maps_each_producer_failure(
-    run_example, fake_recipe_api, status, body, delay, expected_status, expected_body
+    run_example, fake_upstream, status, body, delay, expected_status, expected_body
 ) -> None:
-    url, handler = fake_recipe_api
-    handler.status, handler.body, handler.delay = status, body, delay
+    producer = fake_upstream().behave(status, body, delay=delay)
     # A short timeout only where the test waits for it, so a slow machine cannot turn 502 into 504.
     timeout = "0.3" if delay else "10"
-    consumer = run_example(CONSUMER, env={"TARGET": url, "TARGET_TIMEOUT": timeout})
+    consumer = run_example(CONSUMER, env={"TARGET": producer.url, "TARGET_TIMEOUT": timeout})
     response = httpx.get(f"{consumer.url}/recipes/42", timeout=10)
     assert response.status_code == expected_status
     assert response.json() == expected_body
 
 
-def test_consumer_finishes_in_flight_requests_on_sigterm(run_example, fake_recipe_api) -> None:
-    url, handler = fake_recipe_api
-    handler.body, handler.delay = b'{"producer_pid": 0, "recipe": {"id": 42}}', 0.5
-    consumer = run_example(CONSUMER, env={"TARGET": url})
+def test_consumer_finishes_in_flight_requests_on_sigterm(run_example, fake_upstream) -> None:
+    producer = fake_upstream().behave(body={"producer_pid": 0, "recipe": {"id": 42}}, delay=0.5)
+    consumer = run_example(CONSUMER, env={"TARGET": producer.url})
     result: dict[str, httpx.Response] = {}
     request = threading.Thread(
         target=lambda: result.update(r=httpx.get(f"{consumer.url}/recipes/42", timeout=10))
     )
     request.start()
-    assert handler.arrived.wait(10)  # the request is now waiting on the slow producer
+    assert producer.arrived.wait(10)  # the request is now waiting on the slow producer
     assert consumer.stop(signal.SIGTERM) == 0
     request.join()
     assert result["r"].status_code == 200

@@ -13,9 +13,7 @@ import re
 import socket
 import ssl
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -335,63 +333,30 @@ def test_consumer_answers_502_when_the_producer_cert_is_from_another_ca(
     assert httpx.get(f"{web_api.url}/health").status_code == 200
 
 
-class FakeRecipeApi(BaseHTTPRequestHandler):
-    """A misbehaving producer behind a valid certificate: TLS works, the rest does not."""
-
-    mode = "error"
-
-    def do_GET(self) -> None:
-        if self.mode == "silent":
-            threading.Event().wait(5)  # never answers in time; the consumer gives up first
-            return
-        status, body = (500, b"{}") if self.mode == "error" else (200, b"<html>down</html>")
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def with_our_certificate(certs: Path) -> ssl.SSLContext:
+    """What a fake producer serves: our server certificate, so TLS itself works."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs / "server.pem", certs / "server.key")
+    return context
 
 
-@pytest.fixture
-def fake_producer(certs: Path) -> Iterator[Callable[[str, bool], int]]:
-    """Start a fake producer (with our server certificate, or plain HTTP); return its port."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(mode: str, tls: bool) -> int:
-        handler = type("Handler", (FakeRecipeApi,), {"mode": mode})
-        server = ThreadingHTTPServer((LOOPBACK, 0), handler)
-        server.daemon_threads = True
-        if tls:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(certs / "server.pem", certs / "server.key")
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server.server_address[1]
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+MISBEHAVIOURS = {
+    "silent": ({"never": True}, True, "no answer within 0.3s"),
+    "500": ({"status": 500}, True, "answered 500"),
+    "not json": ({"body": "<html>down</html>"}, True, "answered something that is not JSON"),
+    "plain HTTP producer": ({"status": 500}, False, "TLS handshake failed: WRONG_VERSION_NUMBER"),
+}
 
 
 @pytest.mark.parametrize(
-    ("mode", "tls", "reason"),
-    [
-        ("silent", True, "no answer within 0.3s"),
-        ("error", True, "answered 500"),
-        ("not json", True, "answered something that is not JSON"),
-        ("error", False, "TLS handshake failed: WRONG_VERSION_NUMBER"),
-    ],
-    ids=["silent", "500", "not json", "plain HTTP producer"],
+    ("behaviour", "tls", "reason"), MISBEHAVIOURS.values(), ids=MISBEHAVIOURS.keys()
 )
 def test_consumer_answers_502_when_the_producer_misbehaves(
-    run_example, fake_producer, certs: Path, mode: str, tls: bool, reason: str
+    run_example, fake_upstream, certs: Path, behaviour: dict, tls: bool, reason: str
 ) -> None:
+    producer = fake_upstream(tls=with_our_certificate(certs) if tls else None).behave(**behaviour)
     env = {
-        "TARGET": f"https://localhost:{fake_producer(mode, tls)}",
+        "TARGET": f"https://localhost:{producer.port}",
         "TARGET_CA": str(certs / "ca.pem"),
         "TARGET_TIMEOUT": "0.3",
     }

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -135,71 +131,29 @@ def test_web_api_502_when_connection_is_refused(run_example) -> None:
     assert response.json() == {"error": "recipe-api unavailable", "reason": "ConnectError"}
 
 
-class FakeRecipeApi(BaseHTTPRequestHandler):
-    """A misbehaving producer: how recipe-api could fail, on demand."""
-
-    mode = "ok"
-    delay = 0.0
-    arrived: threading.Event
-
-    def do_GET(self) -> None:
-        self.arrived.set()
-        time.sleep(self.delay)  # a slow producer, on its own thread
-        if self.mode == "silent":
-            time.sleep(30)  # never answers in time; the consumer must give up first
-            return
-        if self.mode == "error":
-            status, body = 500, b'{"error": "boom"}'
-        elif self.mode == "not json":
-            status, body = 200, b"<html>maintenance</html>"
-        else:
-            status, body = 200, json.dumps({"producer_pid": 0, "recipe": {"id": 42}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+BEHAVIOURS = {
+    "silent": ({"never": True}, "no answer within 0.3s"),
+    "500": ({"status": 500, "body": {"error": "boom"}}, "answered 500"),
+    "not json": ({"body": "<html>maintenance</html>"}, "answered something that is not JSON"),
+}
 
 
-@pytest.fixture
-def fake_recipe_api() -> Iterator[tuple[str, type[FakeRecipeApi]]]:
-    handler = type("Handler", (FakeRecipeApi,), {"arrived": threading.Event()})
-    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{LOOPBACK}:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.mark.parametrize(
-    ("mode", "reason"),
-    [
-        ("silent", "no answer within 0.3s"),
-        ("error", "answered 500"),
-        ("not json", "answered something that is not JSON"),
-    ],
-)
-def test_web_api_502_when_recipe_api_misbehaves(run_example, fake_recipe_api, mode, reason):
-    url, handler = fake_recipe_api
-    handler.mode = mode
-    web_api = run_example(WEB_API, env={"TARGET": url, "TARGET_TIMEOUT": "0.3"})
+@pytest.mark.parametrize(("behaviour", "reason"), BEHAVIOURS.values(), ids=BEHAVIOURS.keys())
+def test_web_api_502_when_recipe_api_misbehaves(run_example, fake_upstream, behaviour, reason):
+    producer = fake_upstream().behave(**behaviour)
+    web_api = run_example(WEB_API, env={"TARGET": producer.url, "TARGET_TIMEOUT": "0.3"})
     response = httpx.get(web_api.url, timeout=10)
     assert response.status_code == 502
     assert response.json() == {"error": "recipe-api unavailable", "reason": reason}
 
 
-def test_web_api_finishes_in_flight_requests_on_sigterm(run_example, fake_recipe_api) -> None:
-    url, handler = fake_recipe_api
-    handler.delay = 0.5
-    web_api = run_example(WEB_API, env={"TARGET": url})
+def test_web_api_finishes_in_flight_requests_on_sigterm(run_example, fake_upstream) -> None:
+    producer = fake_upstream().behave(body={"producer_pid": 0, "recipe": {"id": 42}}, delay=0.5)
+    web_api = run_example(WEB_API, env={"TARGET": producer.url})
     result: dict[str, httpx.Response] = {}
     request = threading.Thread(target=lambda: result.update(r=httpx.get(web_api.url, timeout=10)))
     request.start()
-    assert handler.arrived.wait(10), "the request never reached the producer"
+    assert producer.arrived.wait(10), "the request never reached the producer"
     # web-api is now waiting on the slow producer: SIGTERM arrives mid-request
     assert web_api.stop(signal.SIGTERM) == 0
     request.join()

@@ -48,14 +48,17 @@ class Collector:
 def rsyslog(tmp_path: Path) -> Iterator[Collector]:
     """rsyslogd with the page's config on a free UDP port, writing to a file under tmp_path."""
     rsyslogd = sysdeps.require("rsyslogd")["rsyslogd"]
-    env, argv = snippets.command(SCRIPT)
+    mkdir, line = snippets.commands(SCRIPT)
+    assert mkdir.startswith("mkdir -p "), mkdir
+    env, argv = snippets.split(line)
     assert argv[0] == "rsyslogd"
     assert argv[1:4] == ["-n", "-f", CONF]
     assert set(env) == {"COLLECTOR_PORT", "COLLECTOR_FILE", "COLLECTOR_DIR"}, env
     port = free_udp_port()
     file = tmp_path / "collected.jsonl"
     env = {"COLLECTOR_PORT": str(port), "COLLECTOR_FILE": str(file), "COLLECTOR_DIR": str(tmp_path)}
-    argv = [rsyslogd, *argv[1:], "-i", str(tmp_path / "pid")]
+    assert argv[4] == "-i", argv  # its pid file, under the reader's directory
+    argv = [rsyslogd, *argv[1:4], "-i", str(tmp_path / "rsyslogd.pid")]
     process = Process("rsyslogd", argv, tmp_path / "rsyslogd.log", env=env)
     process.start(lambda: udp_bound(port))
     yield Collector(port, file, process)
