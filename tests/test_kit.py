@@ -6,6 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -93,3 +94,22 @@ def _processes() -> str:
         except psutil.Error:  # gone, or a zombie, meanwhile
             continue
     return "\n".join(lines)
+
+
+def test_the_fake_upstream_answers_as_told(fake_upstream) -> None:
+    fake = fake_upstream().behave(503, {"error": "down"})
+    answer = httpx.post(f"{fake.url}/x", content=b"hello")
+    assert (answer.status_code, answer.json()) == (503, {"error": "down"})
+    assert (fake.requests[-1].method, fake.requests[-1].path) == ("POST", "/x")
+    assert fake.requests[-1].body == b"hello"
+    fake.behave(body="<html>not json</html>")
+    assert httpx.get(fake.url).text == "<html>not json</html>"
+
+
+def test_the_fake_upstream_can_hang_or_hang_up(fake_upstream) -> None:
+    fake = fake_upstream().behave(never=True)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(fake.url, timeout=0.3)
+    fake.behave(close=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(fake.url, timeout=5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit import process
+from kit import process, sysdeps
 
 pytest_plugins = [
     "kit.examples",
@@ -20,6 +20,12 @@ pytest_plugins = [
     "kit.services.graphite",
     "kit.services.span_receiver",
 ]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Install what is missing once, in the main process, before any worker starts."""
+    if not hasattr(session.config, "workerinput"):  # not an xdist worker
+        sysdeps.require_everything()
 
 
 @pytest.hookimpl(trylast=True)

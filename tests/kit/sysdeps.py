@@ -40,6 +40,8 @@ DEBIAN_PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
     "docker-compose": "docker-compose",
+    "curl": "curl",
+    "openssl": "openssl",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
@@ -143,6 +145,17 @@ def require(*programs: str) -> dict[str, str]:
             if still_missing:
                 raise MissingProgram(f"{', '.join(still_missing)} still missing after apt-get")
         return {p: find(p) for p in programs}  # type: ignore[misc]
+
+
+def require_everything() -> None:
+    """Every program the suite starts, installed in one apt run when missing.
+
+    Called once at the start of a test run (before workers start), so a fresh machine
+    pays for one `apt-get install` and no test's time includes an install.
+    """
+    require(*DEBIAN_PACKAGES)
+    require_localhost()
+    require_npm_tools()
 
 
 @contextlib.contextmanager
