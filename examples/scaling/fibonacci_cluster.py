@@ -22,6 +22,17 @@ Environment:
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4000`).
 - `WORKERS`: worker processes (default `2`).
+- `MIN_UPTIME`: seconds; a worker that exits sooner counts as a quick exit
+  (default `5`).
+- `BACKOFF`: seconds before restarting a worker after its first quick exit,
+  doubled for each further one in a row (default `0.1`).
+- `MAX_QUICK_EXITS`: quick exits in a row of one worker after which the
+  master gives up (default `5`).
+- `STOP_TIMEOUT`: seconds a worker gets to finish its requests after SIGTERM
+  before it is killed (default `10`).
+
+A bad setting (`PORT=abc`, `WORKERS=0`, `MIN_UPTIME=-1`) stops it at start with
+exit code 2 and one line naming the variable and what it accepts.
 
 n must be between 1 and 35: anything else answers 400, a path that is not a
 number 404, a wrong method 405, each with a JSON error body.
@@ -41,19 +52,45 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 import orjson
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment; the master's restart policy is here too."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    workers: PositiveInt = 2
+    # Generous on purpose: starting a worker (imports, binding) can itself take
+    # over a second on a busy machine, and must not count as dying young.
+    min_uptime: PositiveFloat = 5.0
+    backoff: PositiveFloat = 0.1
+    max_quick_exits: PositiveInt = 5
+    stop_timeout: PositiveFloat = 10.0
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
 MAX_N = 35
-# Seconds: a worker that exits sooner counts as a quick exit. Generous on purpose:
-# starting a worker (imports, binding) can itself take over a second on a busy machine.
-MIN_UPTIME = 5.0
-BACKOFF = 0.1  # seconds before a restart, doubled for every further quick exit in a row
-MAX_QUICK_EXITS = 5  # in a row, for one worker: then the master gives up
-STOP_TIMEOUT = 10.0  # seconds a worker gets to finish its requests after SIGTERM
 
 # --- the app every worker serves (the same as fibonacci_service.py) ------
 
@@ -113,7 +150,7 @@ class Slot:
 
     process: BaseProcess | None = None
     started: float = 0.0
-    quick_exits: int = 0  # exits in a row within MIN_UPTIME of starting
+    quick_exits: int = 0  # exits in a row within MIN_UPTIME seconds of starting
     restart_at: float = 0.0
 
 
@@ -144,11 +181,11 @@ def supervise(host: str, port: int, count: int) -> int:
         now = time.monotonic()
         for slot in slots:
             if slot.process is not None and not slot.process.is_alive():
-                quick = now - slot.started < MIN_UPTIME
+                quick = now - slot.started < settings.min_uptime
                 slot.quick_exits = slot.quick_exits + 1 if quick else 0
                 pid, exitcode = slot.process.pid, slot.process.exitcode
                 slot.process = None
-                if slot.quick_exits >= MAX_QUICK_EXITS:
+                if slot.quick_exits >= settings.max_quick_exits:
                     print(
                         f"worker {pid} exited with {exitcode}; {slot.quick_exits} quick exits "
                         "in a row, giving up",
@@ -157,8 +194,9 @@ def supervise(host: str, port: int, count: int) -> int:
                     stopping.set()
                     code = 1
                     break
-                # 0.1 s, then 0.2, 0.4, 0.8 s while it keeps dying young
-                delay = BACKOFF * 2 ** max(0, slot.quick_exits - 1)
+                # BACKOFF, then twice as long for every further quick exit in a row
+                # (0.1 s, 0.2, 0.4, 0.8 s by default)
+                delay = settings.backoff * 2 ** max(0, slot.quick_exits - 1)
                 print(
                     f"worker {pid} exited with {exitcode}; restarting in {delay:.1f} s", flush=True
                 )
@@ -173,7 +211,7 @@ def stop_all(processes: list[BaseProcess]) -> None:
     """Forward SIGTERM to every worker, then wait for each to finish."""
     for process in processes:
         process.terminate()  # SIGTERM: the worker's server stops gracefully
-    deadline = time.monotonic() + STOP_TIMEOUT
+    deadline = time.monotonic() + settings.stop_timeout
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():  # pragma: no cover - a worker stuck past the deadline
@@ -186,9 +224,7 @@ def stop_all(processes: list[BaseProcess]) -> None:
 
 
 def main() -> None:
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "4000"))
-    count = int(os.environ.get("WORKERS", "2"))
+    host, port, count = settings.host, settings.port, settings.workers
     print(f"master {os.getpid()} starting {count} workers on {host}:{port}", flush=True)
     sys.exit(supervise(host, port, count))
 

@@ -20,21 +20,53 @@ Environment:
 - `WORKERS`: `1` runs one process (default); `2` or more starts that many
   worker processes under Sanic's manager.
 
+A bad setting (`PORT=abc`, `PORT=99999`, `WORKERS=0`) stops it at start with
+exit code 2 and one line naming the variable and what it accepts.
+
 n must be between 1 and 35: anything else answers 400, a path that is not a
-number 404, a wrong method 405, each with a JSON error body.
+number 404, a wrong method 405, each with a JSON error body. SIGTERM and
+SIGINT stop it (every worker, under the manager) with exit code 0.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import orjson
+from pydantic import Field, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+from sanic.worker.multiplexer import WorkerMultiplexer
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, WORKERS."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    workers: PositiveInt = 1
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 MAX_N = 35  # fib(35) is seconds of CPU: bounded, so a client cannot ask for an hour
 
@@ -80,16 +112,18 @@ async def health(request: Request) -> HTTPResponse:
 async def stop_through_the_monitor(app: Sanic, _: object) -> None:
     """Make SIGTERM and SIGINT safe during the manager's start-up.
 
-    Sanic 25.12's own handler updates the workers' shared state from inside the
-    signal handler; when the signal lands in the middle of such an update (most
-    likely while the workers are still starting) the manager waits forever
-    (sanic-org/sanic#2997). Here the handler only posts the message a worker's
-    `app.m.terminate()` would send, and the manager's loop stops everything.
+    Sanic 25.12's own handler stops the workers from inside the signal handler
+    and posts a stop message that the manager, while it still waits for its
+    workers to start, passes back to itself forever (sanic-org/sanic#2997).
+    Here the handler only asks the manager to stop, the way a worker's
+    `app.m.terminate()` does: `app.m` is a WorkerMultiplexer, and this is one
+    built on the manager's own pipe. The manager's loop then stops everything,
+    once the workers have started.
     """
-    publisher = app.manager.monitor_publisher
+    manager = WorkerMultiplexer(app.manager.monitor_publisher, {})
 
     def terminate(signum: int, frame: object) -> None:
-        publisher.send("__TERMINATE__")
+        manager.terminate()
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
@@ -100,14 +134,13 @@ async def stop_through_the_monitor(app: Sanic, _: object) -> None:
 
 # --8<-- [start:run]
 def main() -> None:
-    workers = int(os.environ.get("WORKERS", "1"))
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4000")),
+        host=settings.host,
+        port=settings.port,
         # One process: the server runs right here. Several: this process becomes
         # the manager, and each worker it starts imports this file and serves.
-        single_process=workers == 1,
-        workers=workers,
+        single_process=settings.workers == 1,
+        workers=settings.workers,
         access_log=False,
         debug=False,
     )

@@ -15,22 +15,52 @@ Environment:
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4010`).
 
+A bad setting (`PORT=abc`, `PORT=99999`) stops it at start with exit code 2 and
+one line naming the variable and what it accepts.
+
 `ms` must be an integer from 0 to 10000: anything else answers 400 with a
 JSON error body. An unknown route answers 404 and a wrong method 405, each
-with a JSON error body; request bodies are limited to 64 KiB.
+with a JSON error body; request bodies are limited to 64 KiB. SIGTERM and
+SIGINT stop it with exit code 0, after the requests in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 import orjson
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4010, ge=1, le=65535)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 MAX_MS = 10_000
 
@@ -74,8 +104,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4010")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,
