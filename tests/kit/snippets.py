@@ -9,8 +9,10 @@ read them here and nowhere else.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,3 +83,35 @@ def example_command(example: str) -> tuple[dict[str, str], list[str]]:
     if argv[0] != "python":
         raise AssertionError(f"the run line of {example} must start with python: {argv}")
     return env, [sys.executable, *argv[1:]]
+
+
+def run_script(
+    script: str | Path,
+    env: dict[str, str] | None = None,
+    *,
+    cwd: Path = ROOT,
+    timeout: float = 60,
+    returncode: int = 0,
+) -> subprocess.CompletedProcess[str]:
+    """Run a snippets/**/*.sh script with bash, as a reader runs it from `cwd`.
+
+    This interpreter's directory comes first on PATH, so a `python` in the script is
+    the one the tests run with. It must exit with `returncode`; its output is returned.
+    """
+    path = Path(script)
+    path = path if path.is_absolute() else ROOT / path
+    bin_dir = Path(sys.executable).parent
+    child_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    result = subprocess.run(
+        ["bash", str(path)],
+        cwd=cwd,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == returncode, (
+        f"{path.name} exited with {result.returncode}:\n{result.stdout}{result.stderr}"
+    )
+    return result

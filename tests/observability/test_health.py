@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
 
 import httpx
@@ -12,6 +10,7 @@ from kit.examples import assert_output_is_shown
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from kit.services.postgresql import PostgresServer
 from kit.services.redis import RedisServer
+from kit.snippets import run_script
 
 SERVICE = "observability/health_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
@@ -32,14 +31,7 @@ def poll(check: Callable[[], bool], what: str) -> None:
 
 def try_script(url: str) -> str:
     sysdeps.require("curl")
-    result = subprocess.run(
-        ["bash", str(SNIPPETS / "health_try.sh")],
-        env={**os.environ, "SERVICE": url},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_script(SNIPPETS / "health_try.sh", {"SERVICE": url})
     return result.stdout
 
 

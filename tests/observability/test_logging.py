@@ -7,16 +7,14 @@ snippets/observability/rsyslog.conf; the tests read what rsyslog wrote.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
 
 import httpx
 import pytest
 from kit.examples import RunningExample, assert_output_is_shown, assert_refuses_to_start
 from kit.process import ROOT, free_udp_port
-from kit.snippets import command
+from kit.snippets import command, run_script
 
 SERVICE = "observability/logging_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
@@ -195,14 +193,7 @@ def test_query_over_the_collected_records(run_example, rsyslog) -> None:
         assert client.get("/recipes/7", headers={"X-Request-Id": "demo-404"}).status_code == 404
         assert client.get("/recipes/0", headers={"X-Request-Id": "demo-400"}).status_code == 400
     rsyslog.wait_for(lambda r: r.get("request_id") == "demo-400", "the last request")
-    result = subprocess.run(
-        ["sh", str(SNIPPETS / "logging_query.sh")],
-        env={**os.environ, "COLLECTED": str(rsyslog.file)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
+    result = run_script(SNIPPETS / "logging_query.sh", {"COLLECTED": str(rsyslog.file)})
     assert result.stderr == ""
     assert_output_is_shown(result.stdout, SNIPPETS / "logging_query.out", normalize_query)
     # One record as rsyslog wrote it, shown on the page (pretty-printed).

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 import zlib
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import zstandard
 from kit import sysdeps
 from kit.examples import RunningExample, assert_output_is_shown, run_program
 from kit.process import LOOPBACK, ROOT
+from kit.snippets import run_script
 
 PRODUCER = "protocols/compression_producer.py"
 SIZES = "protocols/compression_sizes.py"
@@ -430,14 +430,7 @@ def test_the_page_shows_todays_sizes(sizes_output: str) -> None:
 def test_try_script_prints_what_the_page_shows(run_example) -> None:
     sysdeps.require("curl")
     producer = run_example(PRODUCER)
-    result = subprocess.run(
-        ["bash", str(SNIPPETS / "compression_try.sh")],
-        env={**os.environ, "RECIPE_API": producer.url},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_script(SNIPPETS / "compression_try.sh", {"RECIPE_API": producer.url})
     assert_output_is_shown(result.stdout, SNIPPETS / "compression_try.out")
 
 

@@ -19,7 +19,7 @@ import pytest
 from kit import sysdeps
 from kit.examples import RunningExample, assert_output_is_shown, run_program
 from kit.process import LOOPBACK, ROOT, connections_to, free_port, raw_exchange
-from kit.snippets import example_command
+from kit.snippets import example_command, run_script
 
 WIRE = "protocols/http_wire.py"
 PRODUCER = "protocols/http_producer.py"
@@ -603,14 +603,7 @@ def without_pids(text: str) -> str:
 def test_try_script_prints_what_the_page_shows(run_example) -> None:
     sysdeps.require("curl")
     producer = run_example(PRODUCER)  # a fresh one: the new recipe gets id 43
-    result = subprocess.run(
-        ["bash", str(SNIPPETS / "http_try.sh")],
-        env={**os.environ, "RECIPE_API": producer.url},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_script(SNIPPETS / "http_try.sh", {"RECIPE_API": producer.url})
     assert_output_is_shown(result.stdout, SNIPPETS / "http_try.out", normalize=without_pids)
     statuses = [line for line in result.stdout.splitlines() if re.fullmatch(r"\d{3}.*", line)]
     assert statuses == ["201 Location: /recipes/43", "409", "422", "400", "415", "406"]

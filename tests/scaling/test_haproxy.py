@@ -12,7 +12,6 @@ import os
 import shlex
 import signal
 import ssl
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -24,7 +23,8 @@ import httpx
 import pytest
 from kit import sysdeps
 from kit.examples import RunningExample, assert_output_is_shown
-from kit.process import LOOPBACK, ROOT, free_port, wait_until
+from kit.process import LOOPBACK, ROOT, Process, free_port, port_open, wait_until
+from kit.snippets import run_script
 
 RECIPE_API = "why_distributed/recipe_api.py"
 SLOW = "scaling/slow_service.py"
@@ -200,15 +200,7 @@ def test_identity_for_clients_that_do_not(compressing) -> None:
 def certs(tmp_path: Path) -> Path:
     sysdeps.require_localhost()  # clients reach HAProxy by name, as readers do
     directory = tmp_path / "certs"
-    result = subprocess.run(
-        ["sh", f"{SNIPPETS}/haproxy_tls_pem.sh"],
-        cwd=ROOT,
-        env={**os.environ, "CERT_DIR": str(directory), "PATH": PATH},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_script(f"{SNIPPETS}/haproxy_tls_pem.sh", {"CERT_DIR": str(directory)})
     pem = (directory / "haproxy.pem").read_text()
     assert "BEGIN CERTIFICATE" in pem
     assert "PRIVATE KEY" in pem
@@ -238,18 +230,11 @@ def test_https_through_haproxy_to_a_plain_http_service(terminating, certs: Path)
 
 def test_the_page_tls_script(terminating, certs: Path) -> None:
     env = {**os.environ, "FRONTEND_PORT": str(terminating.port), "CERT_DIR": str(certs)}
-    result = subprocess.run(
-        ["sh", f"{SNIPPETS}/haproxy_tls_try.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # curl's exit 60: "peer certificate cannot be authenticated"
+    result = run_script(f"{SNIPPETS}/haproxy_tls_try.sh", env, returncode=60)
     first = result.stdout.splitlines()[0]
     assert '"x_forwarded_for":"127.0.0.1","x_forwarded_proto":"https"' in first
     assert "certificate" in result.stderr  # curl: SSL certificate problem
-    assert result.returncode == 60  # curl's "peer certificate cannot be authenticated"
 
 
 def test_a_client_without_our_ca_refuses_the_certificate(terminating) -> None:
@@ -339,45 +324,35 @@ def normalize_pids(output: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_the_page_scripts_start_three_backends_and_balance_them(haproxy) -> None:
-    env = {
-        **os.environ,
-        "PATH": PATH,
-        "PYTHONUNBUFFERED": "1",
-        **{f"BACKEND{i}_PORT": str(free_port()) for i in (1, 2, 3)},
-    }
-    backends = subprocess.Popen(
+def test_the_page_scripts_start_three_backends_and_balance_them(haproxy, tmp_path: Path) -> None:
+    ports = {f"BACKEND{i}_PORT": str(free_port()) for i in (1, 2, 3)}
+    # The script starts three recipe-apis in the background: the runner's process group
+    # holds the shell and its three children, as a reader's terminal does.
+    backends = Process(
+        "haproxy_lb_backends.sh",
         ["sh", f"{SNIPPETS}/haproxy_lb_backends.sh"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the shell and its three children
-    )
+        tmp_path / "backends.log",
+        env={"PATH": PATH, **ports},
+    ).start()
     try:
         for i in (1, 2, 3):
-            url = f"http://{LOOPBACK}:{env[f'BACKEND{i}_PORT']}"
+            url = f"http://{LOOPBACK}:{ports[f'BACKEND{i}_PORT']}"
             eventually(lambda url=url: answers_health(url), f"recipe-api {i}")
-        proxy = haproxy(LB, {k: env[k] for k in env if k.startswith("BACKEND")})
+        proxy = haproxy(LB, ports)
         eventually(lambda: all(proxy.server("recipe_api", f"recipe{i}")["status"] == "UP"
                                for i in (1, 2, 3)), "all three servers UP")  # fmt: skip
-        result = subprocess.run(
-            ["sh", f"{SNIPPETS}/haproxy_lb_try.sh"],
-            cwd=ROOT,
-            env={**env, "FRONTEND_PORT": str(proxy.port), "STATS_PORT": proxy.env["STATS_PORT"]},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
+        front = {"FRONTEND_PORT": str(proxy.port), "STATS_PORT": proxy.env["STATS_PORT"]}
+        result = run_script(f"{SNIPPETS}/haproxy_lb_try.sh", {**ports, **front})
         assert result.stderr == ""
         output = normalize_pids(result.stdout)
         assert output.splitlines()[:6] == ["pid A", "pid B", "pid C"] * 2
         assert_output_is_shown(output, ROOT / SNIPPETS / "haproxy_lb_try.out")
     finally:
-        os.killpg(backends.pid, signal.SIGTERM)  # Ctrl-C in the reader's terminal does the same
-        backends.wait(30)
+        assert backends.popen is not None
+        os.killpg(backends.popen.pid, signal.SIGTERM)  # Ctrl-C in the reader's terminal does
+        assert backends.stop() in (0, -signal.SIGTERM)  # the shell may die of the signal itself
+        ports_open = [int(port) for port in ports.values()]
+        wait_until(lambda: not any(map(port_open, ports_open)), 10, "the three backends to stop")
 
 
 # --- the slow service on its own ---------------------------------------------

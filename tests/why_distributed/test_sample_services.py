@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import threading
 
 import httpx
@@ -13,6 +11,7 @@ import pytest
 from kit import sysdeps
 from kit.examples import RunningExample, assert_output_is_shown
 from kit.process import LOOPBACK, ROOT, connections_to, free_port, raw_exchange
+from kit.snippets import run_script
 
 RECIPE_API = "why_distributed/recipe_api.py"
 WEB_API = "why_distributed/web_api.py"
@@ -175,14 +174,7 @@ def test_try_services_script_prints_what_the_page_shows(run_example) -> None:
     sysdeps.require("curl")
     recipe_api = run_example(RECIPE_API)
     web_api = run_example(WEB_API, env={"TARGET": recipe_api.url})
-    result = subprocess.run(
-        ["bash", str(TRY_SCRIPT)],
-        env={**os.environ, "RECIPE_API": recipe_api.url, "WEB_API": web_api.url},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_script(TRY_SCRIPT, {"RECIPE_API": recipe_api.url, "WEB_API": web_api.url})
     assert_output_is_shown(result.stdout, TRY_OUTPUT, normalize=without_pids)
     assert f'"consumer_pid":{web_api.pid}' in result.stdout
     assert f'"producer_pid":{recipe_api.pid}' in result.stdout
