@@ -310,31 +310,35 @@ def sanic_ext(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def test_the_health_monitor_replaces_a_killed_worker(
-    run_example: StartExample, sanic_ext: dict[str, str]
-) -> None:
-    service = run_example(MONITORED, env={**sanic_ext, **FAST_MONITOR})
-    before = pids_answering(service)
-    assert len(before) == 2
-    assert managed_by(service) >= before
-    victim = min(before)
-    os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: a_new_pid_answers(service, before), 15, "a new worker pid after SIGKILL")
-    assert service.alive()
-    assert "Missed health check for Sanic-Server-" in service.output()
-    assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
-    after = pids_answering(service)
-    assert len(after) == 2
-    assert victim not in after
-    assert after <= managed_by(service)
+@pytest.fixture(scope="module")
+def monitored(run_shared_example: StartExample, sanic_ext: dict[str, str]) -> RunningExample:
+    return run_shared_example(MONITORED, env={**sanic_ext, **FAST_MONITOR})
+
+
+def test_the_health_monitor_adds_nothing_else_of_sanic_ext(monitored: RunningExample) -> None:
     # bad input: the same JSON errors as fibonacci_service, and no route sanic-ext adds
     for method, path, status in [*BAD_REQUESTS, ("OPTIONS", "/fibonacci/5", 405)]:
-        response = httpx.request(method, service.url + path, headers={"Connection": "close"})
+        response = httpx.request(method, monitored.url + path, headers={"Connection": "close"})
         assert response.status_code == status, (method, path)
         assert response.headers["content-type"] == "application/json"
-    assert fresh(f"{service.url}/docs").status_code == 404  # no OpenAPI pages either
-    assert service.stop() == 0
-    assert "Sanic Extensions:" not in service.output()  # only the health monitor
+    assert fresh(f"{monitored.url}/docs").status_code == 404  # no OpenAPI pages either
+    assert "Sanic Extensions:" not in monitored.output()  # the banner of a full extension
+
+
+def test_the_health_monitor_replaces_a_killed_worker(monitored: RunningExample) -> None:
+    before = pids_answering(monitored)
+    assert len(before) == 2
+    assert managed_by(monitored) >= before
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: a_new_pid_answers(monitored, before), 15, "a new worker pid after SIGKILL")
+    assert monitored.alive()
+    assert "Missed health check for Sanic-Server-" in monitored.output()
+    after = pids_answering(monitored)
+    assert len(after) == 2  # two workers again: the survivor and the new one
+    assert victim not in after
+    assert after <= managed_by(monitored)
+    assert monitored.stop() == 0
 
 
 def managed_by(service: RunningExample) -> set[int]:
