@@ -1,4 +1,9 @@
-"""Shared helpers for benchmarks: results files stamped with date, machine and versions."""
+"""Shared helpers for benchmarks: results files stamped with date, machine and versions.
+
+Results go to snippets/ (and images to docs/), where the pages include them.
+BENCH_OUTPUT=DIR writes them under DIR instead, in the same layout: a trial run
+that leaves the committed figures alone.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,12 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SNIPPETS = ROOT / "snippets"
+from kit.process import ROOT
+
+
+def output_path(relative: str) -> Path:
+    """Where a file the pages show is written: ROOT/relative, or under BENCH_OUTPUT."""
+    return Path(os.environ.get("BENCH_OUTPUT") or ROOT) / relative
 
 
 def duration(default: float) -> float:
@@ -46,7 +55,12 @@ def stamp(packages: Iterable[str] = (), programs: dict[str, Sequence[str]] | Non
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{name} not installed")
     for name, argv in (programs or {}).items():
-        versions.append(f"{name} {program_version(argv)}")
+        version = program_version(argv)
+        if version.lower().startswith(f"{name.lower()} version"):
+            # `haproxy -v`: "HAProxy version 2.6.12-1 2023/12/04 - https://haproxy.org/"
+            versions.append(version.replace(" version", "", 1).split(" - ")[0])
+        else:
+            versions.append(f"{name} {version}")
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"Measured {now} on {cpu_model()}, {os.cpu_count()} cores, "
@@ -62,10 +76,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 
 def write_results(relative: str, body: str, stamp_line: str, command: str) -> Path:
     """Write snippets/<relative>: the figures, the stamp, and the command that made them."""
-    path = SNIPPETS / relative
+    path = output_path(f"snippets/{relative}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"{body.rstrip()}\n\n<small>{stamp_line} Regenerate with `{command}`.</small>\n"
     )
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path}")
     return path

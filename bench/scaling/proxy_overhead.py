@@ -20,87 +20,27 @@ Writes snippets/scaling/bench_proxy_overhead.md.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from kit.examples import RunningExample
+from kit.process import LOOPBACK
+from kit.services.haproxy import RunningHaproxy
 
+from bench import load
 from bench.common import ROOT, duration, markdown_table, stamp, write_results
-from bench.why_distributed.recipe_api_vs_node import (
-    AUTOCANNON,
-    AUTOCANNON_VERSION,
-    STARVED_BELOW,
-    Server,
-    children_cpu_seconds,
-    cpu_seconds,
-    ensure_tools,
-    failures,
-    free_port,
-    milliseconds,
-    percent,
-    pick_cpus,
-    start,
-    stop,
-    wait_for_quiet,
-    wait_ready,
-)
-from tests import sysdeps
 
 RESULTS = "scaling/bench_proxy_overhead.md"
 COMMAND = "./nox -s bench -- proxy_overhead"
-CONNECTIONS = 10
 ROUNDS = 3
 DEFAULT_SECONDS = 3  # 3 rounds x 6 setups x 3 s + warm-up + start-up: about 80 s
-
-
-@dataclass
-class Setup:
-    key: str
-    name: str
-    scheme: str
-    server: Server  # whose port the client connects to
-    path: str
-    backend: Server  # the application process behind it
-    headers: Sequence[str] = ()
-    runs: list[dict] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        host = "localhost" if self.scheme == "https" else "127.0.0.1"
-        return f"{self.scheme}://{host}:{self.server.port}{self.path}"
-
-    def median(self, *keys: str) -> float:
-        def pick(run: dict) -> float:
-            value = run
-            for key in keys:
-                value = value[key]
-            return value
-
-        return statistics.median(pick(run) for run in self.runs)
-
-
-def haproxy(key: str, cfg: str, env: dict[str, str]) -> Server:
-    return Server(
-        key, f"HAProxy {cfg}", ["haproxy", "-db", "-f", f"snippets/scaling/{cfg}"], None, env
-    )
-
-
-def stop_haproxy(server: Server) -> None:
-    """Soft stop (SIGUSR1): HAProxy stops listening, lets connections finish, exits 0."""
-    if server.process is not None and server.process.poll() is None:
-        server.process.send_signal(signal.SIGUSR1)
-        server.process.wait(timeout=15)
-    if server.log is not None:
-        server.log.close()
+PLAIN = ("Accept-Encoding: gzip",)
+IDENTITY_FIRST = ("Accept-Encoding: gzip;q=0.5, identity",)
 
 
 def make_certs(directory: Path) -> None:
@@ -115,217 +55,138 @@ def make_certs(directory: Path) -> None:
     )
 
 
-def autocannon(setup: Setup, seconds: int, pin: Sequence[str], ca: Path) -> dict:
-    argv = [*pin, str(AUTOCANNON), "-c", str(CONNECTIONS), "-d", str(seconds), "-j"]
-    for header in setup.headers:
-        argv += ["-H", header]
-    argv.append(setup.url)
-    processes = {"backend": setup.backend.process, "proxy": setup.server.process}
-    before = {name: cpu_seconds(p.pid) for name, p in processes.items() if p is not None}
-    client_before, started = children_cpu_seconds(), time.monotonic()
-    result = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(ca)},
-    )
-    wall = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"autocannon failed ({result.returncode}):\n{result.stderr}")
-    run = json.loads(result.stdout)
-    for name, process in processes.items():
-        after = cpu_seconds(process.pid) if process is not None else None
-        run[f"{name}_cpu"] = (
-            None
-            if after is None or before.get(name) is None
-            else (after - before[name]) / run["duration"]
-        )
-    run["client_cpu"] = (children_cpu_seconds() - client_before) / wall
-    return run
-
-
-def check_encoding(setup: Setup, expected: str | None) -> None:
+def check_encoding(name: str, url: str, headers: tuple[str, ...], expected: str | None) -> None:
     """The setup does what the table says: who compresses, and whether at all."""
-    headers = dict(header.split(": ", 1) for header in setup.headers)
-    got = httpx.get(setup.url, headers=headers, timeout=5).headers.get("Content-Encoding")
+    sent = dict(header.split(": ", 1) for header in headers)
+    got = httpx.get(url, headers=sent, timeout=5).headers.get("Content-Encoding")
     if got != expected:
-        raise RuntimeError(f"{setup.name}: Content-Encoding {got!r}, expected {expected!r}")
+        raise RuntimeError(f"{name}: Content-Encoding {got!r}, expected {expected!r}")
 
 
-def measure(seconds: int, warmup: int) -> list[Setup]:
-    backend_pin, load_pin, _ = pick_cpus()
-    proxy_pin = load_pin
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-        workdir = Path(tmp)
-        certs = workdir / "certs"
+def make_target(
+    key: str,
+    name: str,
+    front: RunningExample | RunningHaproxy,
+    backend: RunningExample,
+    path: str,
+    headers: tuple[str, ...] = (),
+    scheme: str = "http",
+) -> load.Target:
+    """The client connects to `front` (the application itself, or HAProxy before it)."""
+    host = "localhost" if scheme == "https" else LOOPBACK  # the certificate names localhost
+    watch = {"backend": backend.pid}
+    if front is not backend:
+        watch["proxy"] = front.pid
+    return load.Target(name, f"{scheme}://{host}:{front.port}{path}", watch, headers, key)
+
+
+def measure(seconds: int, warmup: int, cpus: load.Cpus) -> list[load.Target]:
+    """Every backend pinned to the server CPU; HAProxy shares the load tester's."""
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-certs-") as tmp:
+        certs = Path(tmp)
         make_certs(certs)
-        recipe = Server(
-            "recipe",
-            "recipe-api",
-            [sys.executable, "examples/why_distributed/recipe_api.py"],
-            "/health",
-        )
-        compressing = Server(
-            "compression",
-            "compression_producer",
-            [sys.executable, "examples/protocols/compression_producer.py"],
-            "/health",
-        )
-        tls_app = Server(
-            "tls",
-            "tls_producer",
-            [sys.executable, "examples/protocols/tls_producer.py"],
-            None,
-            {"TLS_CERT": str(certs / "server.pem"), "TLS_KEY": str(certs / "server.key")},
-        )
-        backends = [recipe, compressing, tls_app]
-        proxies: list[Server] = []
-        try:
-            for server in backends:
-                start(server, backend_pin, workdir)
-            for server in backends:
-                wait_ready(server)
-            lb = haproxy(
-                "lb",
-                "haproxy_lb.cfg",
-                {
-                    "FRONTEND_PORT": str(free_port()),
-                    "STATS_PORT": str(free_port()),
-                    **{f"BACKEND{i}_PORT": str(recipe.port) for i in (1, 2, 3)},
-                },
+        with load.Servers("proxy") as servers:
+            recipe = servers.example("why_distributed/recipe_api.py", cpus=cpus.server)
+            compressing = servers.example("protocols/compression_producer.py", cpus=cpus.server)
+            tls_app = servers.example(
+                "protocols/tls_producer.py",
+                env={"TLS_CERT": str(certs / "server.pem"), "TLS_KEY": str(certs / "server.key")},
+                ready="port",
+                cpus=cpus.server,
             )
-            gzip_proxy = haproxy(
-                "gzip",
-                "haproxy_compression.cfg",
-                {"FRONTEND_PORT": str(free_port()), "BACKEND_PORT": str(compressing.port)},
+            lb = servers.haproxy(
+                "snippets/scaling/haproxy_lb.cfg",
+                {f"BACKEND{i}_PORT": str(recipe.port) for i in (1, 2, 3)},
+                cpus=cpus.load,
             )
-            tls_proxy = haproxy(
-                "tlsproxy",
-                "haproxy_tls.cfg",
-                {
-                    "FRONTEND_PORT": str(free_port()),
-                    "BACKEND_PORT": str(recipe.port),
-                    "CERT_PEM": str(certs / "haproxy.pem"),
-                },
+            gzip_proxy = servers.haproxy(
+                "snippets/scaling/haproxy_compression.cfg",
+                {"BACKEND_PORT": str(compressing.port)},
+                cpus=cpus.load,
             )
-            proxies = [lb, gzip_proxy, tls_proxy]
-            for proxy in proxies:
-                # the cfg reads FRONTEND_PORT; start() sets PORT, which HAProxy ignores
-                start(proxy, proxy_pin, workdir)
-                proxy.port = int(proxy.env["FRONTEND_PORT"])
-            for proxy in proxies:
-                wait_ready(proxy)
-            plain = ("Accept-Encoding: gzip",)
-            identity_first = ("Accept-Encoding: gzip;q=0.5, identity",)
-            setups = [
-                Setup("direct", "recipe-api direct", "http", recipe, "/recipes/42", recipe),
-                Setup("lb", "recipe-api through HAProxy", "http", lb, "/recipes/42", recipe),
-                Setup(
-                    "gzip-app",
-                    "gzip in the application",
-                    "http",
-                    compressing,
-                    "/recipes?count=10",
-                    compressing,
-                    plain,
+            tls_proxy = servers.haproxy(
+                "snippets/scaling/haproxy_tls.cfg",
+                {"BACKEND_PORT": str(recipe.port), "CERT_PEM": str(certs / "haproxy.pem")},
+                cpus=cpus.load,
+            )
+            recipes = "/recipes?count=10"
+            targets = [
+                make_target("direct", "recipe-api direct", recipe, recipe, "/recipes/42"),
+                make_target("lb", "recipe-api through HAProxy", lb, recipe, "/recipes/42"),
+                make_target(
+                    "gzip-app", "gzip in the application", compressing, compressing, recipes, PLAIN
                 ),
-                Setup(
+                make_target(
                     "gzip-proxy",
                     "gzip in HAProxy",
-                    "http",
                     gzip_proxy,
-                    "/recipes?count=10",
                     compressing,
-                    identity_first,
+                    recipes,
+                    IDENTITY_FIRST,
                 ),
-                Setup(
-                    "tls-app", "TLS in the application", "https", tls_app, "/recipes/42", tls_app
+                make_target(
+                    "tls-app",
+                    "TLS in the application",
+                    tls_app,
+                    tls_app,
+                    "/recipes/42",
+                    scheme="https",
                 ),
-                Setup("tls-proxy", "TLS in HAProxy", "https", tls_proxy, "/recipes/42", recipe),
+                make_target(
+                    "tls-proxy", "TLS in HAProxy", tls_proxy, recipe, "/recipes/42", scheme="https"
+                ),
             ]
-            ca = certs / "ca.pem"
-            check_encoding(setups[2], "gzip")
+            check_encoding(targets[2].name, targets[2].url, PLAIN, "gzip")
             check_encoding(
-                Setup(
-                    "check",
-                    "the application, asked for identity first",
-                    "http",
-                    compressing,
-                    "/recipes?count=10",
-                    compressing,
-                    identity_first,
-                ),
-                None,
+                "the application, asked for identity first", targets[2].url, IDENTITY_FIRST, None
             )
-            check_encoding(setups[3], "gzip")
-            for setup in setups:
-                print(f"warm-up {setup.name}: {warmup} s", flush=True)
-                autocannon(setup, warmup, load_pin, ca)
-            quiet_budget = 30.0  # seconds of waiting for other work to stop, over the run
-            for round_number in range(1, ROUNDS + 1):
-                for setup in setups:
-                    waited = time.monotonic()
-                    wait_for_quiet(quiet_budget)
-                    quiet_budget = max(0.0, quiet_budget - (time.monotonic() - waited))
-                    run = autocannon(setup, seconds, load_pin, ca)
-                    setup.runs.append(run)
-                    print(
-                        f"round {round_number} {setup.name}: {run['requests']['average']:.0f} "
-                        f"req/s, p50 {run['latency']['p50']} ms, p99 {run['latency']['p99']} ms, "
-                        f"{failures(run)} errors",
-                        flush=True,
-                    )
-        finally:
-            for proxy in proxies:
-                stop_haproxy(proxy)
-            for server in backends:
-                stop(server)
-                if server.log is not None:
-                    server.log.close()
-    return setups
+            check_encoding(targets[3].name, targets[3].url, IDENTITY_FIRST, "gzip")
+            load.alternate(
+                targets,
+                seconds=seconds,
+                warmup=warmup,
+                rounds=ROUNDS,
+                cpus=cpus.load,
+                env={"NODE_EXTRA_CA_CERTS": str(certs / "ca.pem")},
+            )
+    return targets
 
 
 PAIRS = [("direct", "lb"), ("gzip-app", "gzip-proxy"), ("tls-app", "tls-proxy")]
 
 
-def report(setups: list[Setup], seconds: int, warmup: int) -> str:
-    by_key = {setup.key: setup for setup in setups}
+def report(targets: list[load.Target], seconds: int, warmup: int, cpus: load.Cpus) -> str:
+    by_key = {target.key: target for target in targets}
     rows = []
     for direct_key, proxied_key in PAIRS:
         direct = by_key[direct_key]
-        for setup in (direct, by_key[proxied_key]):
-            rps = setup.median("requests", "average")
-            change = rps / direct.median("requests", "average") - 1
+        for target in (direct, by_key[proxied_key]):
+            rps = target.requests_per_second()
+            change = rps / direct.requests_per_second() - 1
             rows.append(
                 [
-                    setup.name,
+                    target.name,
                     f"{rps:,.0f}",
-                    "" if setup is direct else f"{change:+.0%}",
-                    milliseconds(setup.median("latency", "p50")),
-                    milliseconds(setup.median("latency", "p99")),
-                    sum(failures(run) for run in setup.runs),
-                    percent(median_known([run["backend_cpu"] for run in setup.runs])),
+                    "" if target is direct else f"{change:+.0%}",
+                    load.milliseconds(target.median("latency", "p50")),
+                    load.milliseconds(target.median("latency", "p99")),
+                    sum(load.failures(run) for run in target.runs),
+                    load.percent(load.median_known([run["backend_cpu"] for run in target.runs])),
                     ""
-                    if setup.server is setup.backend
-                    else percent(median_known([run["proxy_cpu"] for run in setup.runs])),
-                    percent(statistics.median(run["client_cpu"] for run in setup.runs)),
+                    if "proxy" not in target.watch
+                    else load.percent(load.median_known([run["proxy_cpu"] for run in target.runs])),
+                    load.percent(statistics.median(run["client_cpu"] for run in target.runs)),
                 ]
             )
-    _, _, pins = pick_cpus()
-    pins = pins.replace("each server", "each application").replace(
+    pins = cpus.sentence.replace("each server", "each application").replace(
         "autocannon to", "HAProxy and autocannon to"
     )
-    crowded = sum(
-        1
-        for setup in setups
-        for run in setup.runs
-        if (run["backend_cpu"] or 0) < STARVED_BELOW and run["client_cpu"] < STARVED_BELOW
-    )
+    runs = [run for target in targets for run in target.runs]
+    crowded = sum(1 for run in runs if load.crowded_out(run, "backend"))
     note = (
-        f"In {crowded} of {sum(len(setup.runs) for setup in setups)} runs neither the "
-        f"application nor autocannon got {STARVED_BELOW:.0%} of a core: other work on the "
-        "machine competed with them, and those figures understate what the setup can do."
+        f"In {crowded} of {len(runs)} runs neither the application nor autocannon got "
+        f"{load.STARVED_BELOW:.0%} of a core: other work on the machine competed with them, "
+        "and those figures understate what the setup can do."
         if crowded
         else ""
     )
@@ -345,10 +206,10 @@ def report(setups: list[Setup], seconds: int, warmup: int) -> str:
                 ],
                 rows,
             ),
-            f"autocannon `-c {CONNECTIONS} -d {seconds}`, median of {ROUNDS} alternating rounds "
-            f"after a {warmup} s warm-up; {pins}. recipe-api answers `GET /recipes/42` (about "
-            "200 bytes of JSON); the compression rows `GET /recipes?count=10` (10 recipes); "
-            "the TLS rows use keep-alive connections, so they measure encryption, not "
+            f"autocannon `-c {load.CONNECTIONS} -d {seconds}`, median of {ROUNDS} alternating "
+            f"rounds after a {warmup} s warm-up; {pins}. recipe-api answers `GET /recipes/42` "
+            "(about 200 bytes of JSON); the compression rows `GET /recipes?count=10` (10 "
+            "recipes); the TLS rows use keep-alive connections, so they measure encryption, not "
             "handshakes. CPU is the share of one core each process used during a run; "
             "latency is in whole milliseconds.",
             note,
@@ -356,27 +217,18 @@ def report(setups: list[Setup], seconds: int, warmup: int) -> str:
     )
 
 
-def median_known(values: list[float | None]) -> float | None:
-    known = [value for value in values if value is not None]
-    return statistics.median(known) if known else None
-
-
 def main() -> None:
-    ensure_tools()
-    sysdeps.require("haproxy")
+    load.autocannon_path()
     seconds = max(1, round(duration(DEFAULT_SECONDS)))
     warmup = min(2, seconds)
-    setups = measure(seconds, warmup)
+    cpus = load.pick_cpus()
+    targets = measure(seconds, warmup, cpus)
     stamp_line = stamp(
         ["sanic", "uvloop"],
         {
             "haproxy": ["haproxy", "-v"],
             "node": ["node", "--version"],
-            "autocannon": ["node", "-p", AUTOCANNON_VERSION],
+            "autocannon": load.AUTOCANNON_VERSION,
         },
     )
-    # `haproxy -v` says "HAProxy version 2.6.12-1 2023/12/04 - https://haproxy.org/"
-    stamp_line = stamp_line.replace("haproxy HAProxy version", "HAProxy").replace(
-        " - https://haproxy.org/", ""
-    )
-    write_results(RESULTS, report(setups, seconds, warmup), stamp_line, COMMAND)
+    write_results(RESULTS, report(targets, seconds, warmup, cpus), stamp_line, COMMAND)
