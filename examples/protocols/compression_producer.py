@@ -19,32 +19,61 @@ Environment:
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4002`).
 
+A bad setting (`PORT=abc`, `PORT=99999`) stops it at start with exit code 2 and
+one line naming the variable and what it accepts.
+
 The encoding comes from `Accept-Encoding` (q-values, `*`, `identity;q=0`),
 preferring zstd, then br, then gzip when the client likes them equally. No
 header, `identity`, or nothing usable in it: no compression. Every response
 of a negotiated route carries `Vary: Accept-Encoding`. A client that refuses
 identity and every encoding offered here gets 406. A count out of range is a
-400; a request body over 64 KiB, or over 1 MiB once decompressed, a 413; a
-`Content-Encoding` other than gzip a 415; corrupt or truncated gzip data or
-malformed JSON a 400.
+400; a request body over 64 KiB, or over 1 MiB once decompressed, a 413 (on
+`POST /recipes`, the route that accepts a body); a `Content-Encoding` other
+than gzip a 415; corrupt or truncated gzip data or malformed JSON a 400. An
+unknown route is a 404 and a wrong method a 405; every error body is JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
+import sys
 import zlib
 from typing import Protocol
 
 import brotli
 import orjson
 import zstandard
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, PayloadTooLarge, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json, raw
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4002, ge=1, le=65535)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 
 class ClientError(SanicException):
@@ -297,8 +326,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4002")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

@@ -15,22 +15,54 @@ Environment:
 - `TARGET`: base URL of recipe-api (default `http://127.0.0.1:4001`).
 - `TARGET_TIMEOUT`: seconds to wait for recipe-api, per call (default `2`).
 
+A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`) stops it at
+start with exit code 2 and one line naming the variable and what it accepts.
+
 When recipe-api is down, times out, answers something that is not JSON or
-answers GraphQL `errors`, web-api answers 502 with a JSON error at once.
+answers GraphQL `errors`, web-api answers 502 with a JSON error at once. An
+unknown route answers 404 and a wrong method 405, each with a JSON error
+body; no route accepts a body.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import httpx
 import orjson
+from pydantic import Field, HttpUrl, PositiveFloat, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-TARGET = os.environ.get("TARGET", "http://127.0.0.1:4001")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET, TARGET_TIMEOUT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: HttpUrl = HttpUrl("http://127.0.0.1:4001")
+    target_timeout: PositiveFloat = 2.0
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 # --8<-- [start:query]
 KITCHEN_SINK = """
@@ -55,7 +87,7 @@ fragment recipeCard on Recipe {
 """
 # --8<-- [end:query]
 
-app = Sanic("web-api", dumps=orjson.dumps)
+app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False
@@ -63,7 +95,9 @@ app.config.MOTD = False
 
 @app.before_server_start
 async def open_client(app: Sanic) -> None:
-    app.ctx.recipes = httpx.AsyncClient(base_url=TARGET, timeout=TARGET_TIMEOUT)
+    app.ctx.recipes = httpx.AsyncClient(
+        base_url=str(settings.target), timeout=settings.target_timeout
+    )
 
 
 @app.after_server_stop
@@ -92,7 +126,7 @@ async def index(request: Request) -> HTTPResponse:
         )
         result = response.json()
     except httpx.TimeoutException:
-        return bad_gateway(f"no answer within {TARGET_TIMEOUT:g}s")
+        return bad_gateway(f"no answer within {settings.target_timeout:g}s")
     except httpx.TransportError as error:  # refused, reset, DNS...
         return bad_gateway(type(error).__name__)
     except ValueError:  # the body was not JSON
@@ -115,8 +149,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

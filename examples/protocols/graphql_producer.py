@@ -14,6 +14,9 @@ Environment:
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4001`).
 
+A bad setting (`PORT=abc`, `PORT=99999`) stops it at start with exit code 2 and
+one line naming the variable and what it accepts.
+
 What each mistake gets:
 
 - a query that does not parse or does not validate against the schema, a
@@ -24,13 +27,15 @@ What each mistake gets:
   answered as "internal error", without its details;
 - malformed JSON, or JSON that is not an object: 400;
 - a `Content-Type` other than `application/json`: 415;
-- a body over 64 KiB: 413; an unknown route: 404; a wrong method: 405.
+- a body over 64 KiB on `POST /graphql` (the route that accepts a body): 413;
+  an unknown route: 404; a wrong method: 405; each error body is JSON.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +56,37 @@ from graphql import (
     get_variable_values,
 )
 from graphql.validation import ASTValidationRule, ValidationContext, ValidationRule
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.handlers import ErrorHandler
 from sanic.log import error_logger
 from sanic.response import HTTPResponse, html, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4001, ge=1, le=65535)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
 
 RECIPES: dict[str, dict[str, Any]] = {
     "42": {
@@ -239,7 +272,8 @@ def request_error(message: str, status: int) -> HTTPResponse:
 
 
 # --8<-- [start:routes]
-app = Sanic("recipe-api", dumps=orjson.dumps)
+# Sanic's own errors (404, 405, 413) are JSON too, whatever the client accepts.
+app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024  # larger bodies get 413
 app.config.MOTD = False
@@ -282,8 +316,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4001")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

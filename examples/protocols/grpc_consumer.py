@@ -22,10 +22,15 @@ Environment:
 - `TARGET`: `host:port` of the gRPC recipe-api (default `127.0.0.1:4003`).
 - `TARGET_TIMEOUT`: the deadline of each gRPC call, in seconds (default `2`).
 
+A bad setting (`PORT=abc`, `TARGET=not-host-port`, `TARGET_TIMEOUT=-1`) stops
+it at start with exit code 2 and one line naming the variable and what it
+accepts.
+
 `GET /recipes/<id>?delay_ms=N` asks recipe-api to take N ms first, to watch
 a deadline expire. gRPC status codes become HTTP ones: `INVALID_ARGUMENT` 400,
 `NOT_FOUND` 404, `DEADLINE_EXCEEDED` 504 and every other failure 502, each
-with a JSON body; never a 500, never a hang.
+with a JSON body; never a 500, never a hang. An unknown route answers 404 and
+a wrong method 405, each with a JSON error body; no route accepts a body.
 """
 
 from __future__ import annotations
@@ -39,8 +44,12 @@ import grpc
 import orjson
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from pydantic import Field, PositiveFloat, ValidationError, field_validator
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 try:  # generated from recipe.proto, next to this file
@@ -54,12 +63,44 @@ except ModuleNotFoundError as error:
         "examples/protocols/recipe.proto"
     )
 
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET, TARGET_TIMEOUT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: str = "127.0.0.1:4003"  # host:port, as gRPC channels take it
+    target_timeout: PositiveFloat = 2.0
+
+    @field_validator("target")
+    @classmethod
+    def host_and_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:4003")
+        return value
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
+
 # --8<-- [start:channel]
-TARGET = os.environ.get("TARGET", "127.0.0.1:4003")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
 MAX_MESSAGE = 64 * 1024
 
-app = Sanic("web-api", dumps=orjson.dumps)
+app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False
@@ -70,7 +111,7 @@ async def open_channel(app: Sanic) -> None:
     # One channel for the life of the process: one HTTP/2 connection to
     # recipe-api, with every concurrent call a stream multiplexed over it.
     app.ctx.channel = grpc.aio.insecure_channel(
-        TARGET, options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
+        settings.target, options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
     )
     app.ctx.recipes = recipe_pb2_grpc.RecipeServiceStub(app.ctx.channel)
 
@@ -117,8 +158,12 @@ def as_dict(message: Message) -> dict:
 async def index(request: Request) -> HTTPResponse:
     # Two calls in flight at once, on the same connection.
     meta, reply = await asyncio.gather(
-        app.ctx.recipes.GetMetaData(recipe_pb2.GetMetaDataRequest(), timeout=TARGET_TIMEOUT),
-        app.ctx.recipes.GetRecipe(recipe_pb2.GetRecipeRequest(id=42), timeout=TARGET_TIMEOUT),
+        app.ctx.recipes.GetMetaData(
+            recipe_pb2.GetMetaDataRequest(), timeout=settings.target_timeout
+        ),
+        app.ctx.recipes.GetRecipe(
+            recipe_pb2.GetRecipeRequest(id=42), timeout=settings.target_timeout
+        ),
     )
     return json(
         {
@@ -137,7 +182,7 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     except ValueError as error:  # an id beyond int32 cannot even be encoded
         raise BadRequest(str(error)) from None
     metadata = (("x-request-id", uuid.uuid4().hex), ("delay-ms", str(delay_ms)))
-    call = app.ctx.recipes.GetRecipe(message, metadata=metadata, timeout=TARGET_TIMEOUT)
+    call = app.ctx.recipes.GetRecipe(message, metadata=metadata, timeout=settings.target_timeout)
     reply = await call
     echoed = dict(await call.initial_metadata())
     return json(as_dict(reply), headers={"x-request-id": echoed["x-request-id"]})
@@ -146,7 +191,9 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 @app.get("/recipes")
 async def list_recipes(request: Request) -> HTTPResponse:
     # The deadline covers the whole stream, not each message.
-    stream = app.ctx.recipes.ListRecipes(recipe_pb2.ListRecipesRequest(), timeout=TARGET_TIMEOUT)
+    stream = app.ctx.recipes.ListRecipes(
+        recipe_pb2.ListRecipesRequest(), timeout=settings.target_timeout
+    )
     return json({"recipes": [as_dict(recipe) async for recipe in stream]})
 
 
@@ -160,8 +207,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

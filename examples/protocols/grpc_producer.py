@@ -21,6 +21,9 @@ Environment:
 - `STREAM_INTERVAL`: seconds between two messages of `ListRecipes`, a stand-in
   for a slow source (default `0.1`).
 
+A bad setting (`PORT=abc`, `PORT=99999`, `STREAM_INTERVAL=-1`) stops it at
+start with exit code 2 and one line naming the variable and what it accepts.
+
 Metadata it reads on `GetRecipe`:
 
 - `x-request-id`: sent back in the initial metadata (a new one if absent).
@@ -46,6 +49,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from pydantic import Field, PositiveFloat, ValidationError
+from pydantic_settings import BaseSettings
 
 # --8<-- [start:imports]
 try:  # generated from recipe.proto, next to this file
@@ -65,11 +70,34 @@ except ImportError:
     reflection = None
 # --8<-- [end:imports]
 
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, STREAM_INTERVAL."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4003, ge=1, le=65535)
+    stream_interval: PositiveFloat = 0.1  # seconds between two ListRecipes messages
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
 # --8<-- [start:data]
 MAX_MESSAGE = 64 * 1024  # bytes, in either direction; gRPC's default is 4 MiB
 MAX_DELAY_MS = 5000
 SHUTDOWN_GRACE = 5.0  # seconds that calls in flight get to finish on SIGTERM
-STREAM_INTERVAL = float(os.environ.get("STREAM_INTERVAL", "0.1"))
 SERVICE_NAME = recipe_pb2.DESCRIPTOR.services_by_name["RecipeService"].full_name
 
 RECIPES = {
@@ -151,7 +179,9 @@ class RecipeService(recipe_pb2_grpc.RecipeServiceServicer):
         try:
             for recipe_id in sorted(RECIPES):
                 if sent:
-                    await asyncio.sleep(STREAM_INTERVAL)  # the loop serves others meanwhile
+                    await asyncio.sleep(
+                        settings.stream_interval
+                    )  # the loop serves others meanwhile
                 sent += 1
                 yield RECIPES[recipe_id]
         finally:
@@ -257,9 +287,7 @@ async def serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "4003"))
-    asyncio.run(serve(host, port))
+    asyncio.run(serve(settings.host, settings.port))
 
 
 if __name__ == "__main__":

@@ -15,20 +15,28 @@ Environment:
 - `TARGET`: base URL of recipe-api (default `http://127.0.0.1:4000`).
 - `TARGET_TIMEOUT`: seconds to wait for recipe-api, per call (default `2`).
 
+A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`) stops it at
+start with exit code 2 and one line naming the variable and what it accepts.
+
 A body that is not JSON gets 400, and one not labelled `application/json`
 415, from web-api itself. The client's mistakes that only recipe-api can
 detect (an id out of range, an unknown recipe, an invalid one, a duplicate
 name) keep their status: 400, 404, 422, 409. Every failure of recipe-api
 itself is web-api's 502, or 504 when it did not answer in time; never a 500,
-never a hang.
+never a hang. A body over 16 KiB on `POST /recipes` (the route that accepts
+a body) gets 413, an unknown route 404 and a wrong method 405, each with a
+JSON error body.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import httpx
 import orjson
+from pydantic import Field, HttpUrl, PositiveFloat, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, SanicException
@@ -36,14 +44,36 @@ from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET, TARGET_TIMEOUT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: HttpUrl = HttpUrl("http://127.0.0.1:4000")
+    target_timeout: PositiveFloat = 2.0
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
+
 class ClientError(SanicException):
     """A 4xx: answered with a JSON body, and no traceback in the log."""
 
     quiet = True
 
-
-TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
 
 app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -55,7 +85,9 @@ app.config.MOTD = False
 async def open_client(app: Sanic) -> None:
     # One client, one pool of kept-alive connections, for the life of the process.
     app.ctx.recipes = httpx.AsyncClient(
-        base_url=TARGET, timeout=TARGET_TIMEOUT, headers={"Accept": "application/json"}
+        base_url=str(settings.target),
+        timeout=settings.target_timeout,
+        headers={"Accept": "application/json"},
     )
 
 
@@ -78,7 +110,7 @@ async def call_recipe_api(method: str, path: str, **kwargs: object) -> HTTPRespo
         response = await app.ctx.recipes.request(method, path, **kwargs)
         body = response.json()
     except httpx.TimeoutException:
-        return gateway_error(504, f"no answer within {TARGET_TIMEOUT:g}s")
+        return gateway_error(504, f"no answer within {settings.target_timeout:g}s")
     except httpx.TransportError as error:  # refused, reset, DNS...
         return gateway_error(502, type(error).__name__)
     except ValueError:  # the body was not JSON
@@ -135,8 +167,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

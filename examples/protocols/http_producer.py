@@ -15,13 +15,16 @@ Environment:
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4000`).
 
+A bad setting (`PORT=abc`, `PORT=99999`) stops it at start with exit code 2 and
+one line naming the variable and what it accepts.
+
 What each mistake gets, always with a JSON error body:
 
 - malformed JSON: 400;
 - valid JSON that is not a valid recipe (missing, unknown or mistyped fields):
   422, with every problem listed under `context.errors`;
 - a recipe name that already exists: 409;
-- a body over 16 KiB: 413;
+- a body over 16 KiB (on routes that accept a body: `POST /recipes`): 413;
 - a `Content-Type` other than `application/json`: 415;
 - an `Accept` header that excludes JSON: 406;
 - an unknown recipe or route: 404; a wrong method: 405.
@@ -31,15 +34,41 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import orjson
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 
 class ClientError(SanicException):
@@ -280,8 +309,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

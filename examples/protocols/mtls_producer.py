@@ -18,17 +18,57 @@ Environment:
 - `TLS_KEY`: the server's private key, PEM (default `certs/server.key`).
 - `TLS_CA`: the CA that client certificates must chain to, PEM
   (default `certs/ca.pem`).
+
+A bad setting (`PORT=abc`, `PORT=99999`, a `TLS_CERT`, `TLS_KEY` or `TLS_CA`
+that is not a file) stops it at start with exit code 2 and one line naming
+the variable and what it accepts.
+
+An unknown route answers 404 and a wrong method 405, each with a JSON error
+body; no route accepts a body.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+import sys
+from pathlib import Path
 
 import orjson
+from pydantic import Field, FilePath, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TLS_CERT, TLS_KEY, TLS_CA."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4444, ge=1, le=65535)
+    # Checked at start: a missing file is a configuration error, not a traceback later.
+    tls_cert: FilePath = Field(Path("certs/server.pem"), validate_default=True)
+    tls_key: FilePath = Field(Path("certs/server.key"), validate_default=True)
+    tls_ca: FilePath = Field(Path("certs/ca.pem"), validate_default=True)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 MAX_ID = 2**31 - 1
 
@@ -44,7 +84,7 @@ RECIPES = {
     },
 }
 
-app = Sanic("recipe-api-mtls", dumps=orjson.dumps)
+app = Sanic("recipe-api-mtls", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False
@@ -55,11 +95,8 @@ def tls_context() -> ssl.SSLContext:
     # Purpose.CLIENT_AUTH: the context of a server, which authenticates clients.
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(
-        os.environ.get("TLS_CERT", "certs/server.pem"),
-        os.environ.get("TLS_KEY", "certs/server.key"),
-    )
-    context.load_verify_locations(cafile=os.environ.get("TLS_CA", "certs/ca.pem"))
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    context.load_verify_locations(cafile=settings.tls_ca)
     context.verify_mode = ssl.CERT_REQUIRED  # no valid client certificate, no connection
     return context
 
@@ -94,8 +131,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4444")),
+        host=settings.host,
+        port=settings.port,
         ssl=tls_context(),
         single_process=True,
         access_log=False,

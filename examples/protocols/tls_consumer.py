@@ -22,24 +22,61 @@ Environment:
 - `TLS_CLIENT_CERT` and `TLS_CLIENT_KEY`: a client certificate and its key,
   PEM, to present to recipe-api (default: none).
 
+A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`, a
+`TARGET_CA` that is not a file) stops it at start with exit code 2 and one
+line naming the variable and what it accepts.
+
 When recipe-api's certificate does not verify, or recipe-api refuses ours,
 web-api answers 502 with a JSON error that says so; it never answers 500.
+An unknown route answers 404 and a wrong method 405, each with a JSON error
+body; no route accepts a body.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+import sys
+from pathlib import Path
 
 import httpx
 import orjson
+from pydantic import Field, FilePath, HttpUrl, PositiveFloat, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-TARGET = os.environ.get("TARGET", "https://localhost:4443")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
 
-app = Sanic("web-api-tls", dumps=orjson.dumps)
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET..., TLS_CLIENT_*."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: HttpUrl = HttpUrl("https://localhost:4443")
+    target_ca: FilePath = Field(Path("certs/ca.pem"), validate_default=True)
+    target_timeout: PositiveFloat = 2.0
+    tls_client_cert: FilePath | None = None
+    tls_client_key: FilePath | None = None
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
+app = Sanic("web-api-tls", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False
@@ -48,17 +85,16 @@ app.config.MOTD = False
 # --8<-- [start:client]
 def tls_context() -> ssl.SSLContext:
     # Verify the certificate chain and the host name, trusting our CA only.
-    context = ssl.create_default_context(cafile=os.environ.get("TARGET_CA", "certs/ca.pem"))
-    client_cert = os.environ.get("TLS_CLIENT_CERT")
-    if client_cert:  # for a producer that asks who we are (mutual TLS)
-        context.load_cert_chain(client_cert, os.environ.get("TLS_CLIENT_KEY"))
+    context = ssl.create_default_context(cafile=settings.target_ca)
+    if settings.tls_client_cert:  # for a producer that asks who we are (mutual TLS)
+        context.load_cert_chain(settings.tls_client_cert, settings.tls_client_key)
     return context
 
 
 @app.before_server_start
 async def open_client(app: Sanic) -> None:
     app.ctx.recipes = httpx.AsyncClient(
-        base_url=TARGET, timeout=TARGET_TIMEOUT, verify=tls_context()
+        base_url=str(settings.target), timeout=settings.target_timeout, verify=tls_context()
     )
 
 
@@ -93,7 +129,7 @@ async def index(request: Request) -> HTTPResponse:
         response.raise_for_status()
         producer_data = response.json()
     except httpx.TimeoutException:
-        return bad_gateway(f"no answer within {TARGET_TIMEOUT:g}s")
+        return bad_gateway(f"no answer within {settings.target_timeout:g}s")
     except httpx.HTTPStatusError as error:
         return bad_gateway(f"answered {error.response.status_code}")
     except httpx.TransportError as error:  # refused, reset, TLS failure...
@@ -113,8 +149,8 @@ async def health(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

@@ -17,18 +17,56 @@ Environment:
 - `TLS_CERT`: the server's certificate, PEM (default `certs/server.pem`).
 - `TLS_KEY`: the server's private key, PEM (default `certs/server.key`).
 
+A bad setting (`PORT=abc`, `PORT=99999`, a `TLS_CERT` or `TLS_KEY` that is not
+a file) stops it at start with exit code 2 and one line naming the variable
+and what it accepts.
+
 A client that does not trust the CA fails the handshake; a plain-HTTP request
-to this port gets its connection closed; neither disturbs the service.
+to this port gets its connection closed; neither disturbs the service. An
+unknown route answers 404 and a wrong method 405, each with a JSON error body;
+no route accepts a body.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import orjson
+from pydantic import Field, FilePath, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
+from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TLS_CERT, TLS_KEY."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4443, ge=1, le=65535)
+    # Checked at start: a missing file is a configuration error, not a traceback later.
+    tls_cert: FilePath = Field(Path("certs/server.pem"), validate_default=True)
+    tls_key: FilePath = Field(Path("certs/server.key"), validate_default=True)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 MAX_ID = 2**31 - 1
 
@@ -44,7 +82,7 @@ RECIPES = {
     },
 }
 
-app = Sanic("recipe-api-tls", dumps=orjson.dumps)
+app = Sanic("recipe-api-tls", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False
@@ -82,12 +120,12 @@ async def health(request: Request) -> HTTPResponse:
 # --8<-- [start:run]
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4443")),
+        host=settings.host,
+        port=settings.port,
         # Sanic builds the SSLContext: TLS 1.2 at least, forward-secret AEAD ciphers only.
         ssl={
-            "cert": os.environ.get("TLS_CERT", "certs/server.pem"),
-            "key": os.environ.get("TLS_KEY", "certs/server.key"),
+            "cert": str(settings.tls_cert),
+            "key": str(settings.tls_key),
         },
         single_process=True,
         access_log=False,

@@ -20,10 +20,14 @@ Environment:
 - `LAG_REPORT_EVERY`: seconds per report period (default `1.0`).
 - `LAG_REPORT_MS`: print a period's line only when its worst lag reaches this
   many milliseconds (default `100`; `0` prints every period).
-- `POOL_WORKERS`: processes in the pool (default: the number of CPUs).
+- `POOL_WORKERS`: processes in the pool, 1 or more (default: the number of CPUs).
+
+A bad setting (`PORT=abc`, `LAG_INTERVAL=0`, `POOL_WORKERS=-1`) stops it at
+start with exit code 2 and one line naming the variable and what it accepts.
 
 n must be between 1 and 35; anything else answers 400 with a JSON error body,
-and a path that is not a number answers 404.
+and a path that is not a number answers 404. An unknown route answers 404 and
+a wrong method 405, with a JSON error body; no route accepts a body.
 """
 
 from __future__ import annotations
@@ -33,13 +37,43 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, LAG_*, POOL_WORKERS."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4100, ge=1, le=65535)
+    lag_interval: PositiveFloat = 0.05
+    lag_report_every: PositiveFloat = 1.0
+    lag_report_ms: NonNegativeFloat = 100.0
+    pool_workers: PositiveInt | None = None  # None: one per CPU
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 MAX_N = 35  # fib(35) takes a second or two in CPython: slow enough to see, still bounded
 
@@ -61,6 +95,7 @@ def checked(n: int) -> int:
 
 app = Sanic("loop-lag-service", error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"  # every error body is JSON
+app.config.REQUEST_MAX_SIZE = 64 * 1024  # no route reads a body: a small limit
 app.config.MOTD = False
 
 
@@ -117,7 +152,7 @@ async def monitor_lag(interval: float, report_every: float, report_ms: float) ->
 # --8<-- [start:lifecycle]
 @app.before_server_start
 async def start_pool(app: Sanic) -> None:
-    workers = int(os.environ.get("POOL_WORKERS", "0")) or os.cpu_count() or 1
+    workers = settings.pool_workers or os.cpu_count() or 1
     app.ctx.pool = ProcessPoolExecutor(
         max_workers=workers,
         # spawn: fresh interpreters, the same on Linux, macOS and Windows, and
@@ -134,9 +169,9 @@ async def start_pool(app: Sanic) -> None:
 async def start_monitor(app: Sanic) -> None:
     app.ctx.monitor = asyncio.create_task(
         monitor_lag(
-            interval=float(os.environ.get("LAG_INTERVAL", "0.05")),
-            report_every=float(os.environ.get("LAG_REPORT_EVERY", "1.0")),
-            report_ms=float(os.environ.get("LAG_REPORT_MS", "100")),
+            interval=settings.lag_interval,
+            report_every=settings.lag_report_every,
+            report_ms=settings.lag_report_ms,
         )
     )
 
@@ -161,8 +196,8 @@ async def stop_pool(app: Sanic) -> None:
 # --8<-- [start:run]
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4100")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,  # one event loop, the one this page is about
         access_log=False,
         debug=False,

@@ -13,12 +13,14 @@ Environment:
 - `PORT`: port to listen on (default `4000`).
 - `ACCESS_LOG`: `1` logs a line per request (default `0`: off, for throughput).
 
-A bad setting (`PORT=abc`, `PORT=99999`) stops it at start with exit code 2 and
-one line naming the variable and what it accepts.
+A bad setting (`PORT=abc`, `PORT=99999`, `ACCESS_LOG=maybe`) stops it at start
+with exit code 2 and one line naming the variable and what it accepts.
 
 Bad input never takes it down: an unknown or malformed id answers 404, an id
-outside 1..2**31-1 answers 400, an unknown route 404, a wrong method 405 and a
-body over 64 KiB 413, each with a JSON error body.
+outside 1..2**31-1 answers 400, an unknown route 404 and a wrong method 405,
+each with a JSON error body. No route here accepts a body; the limit that
+answers 413 on routes that accept a body is set anyway (64 KiB), as on every
+service of the site.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
 
 # --8<-- [start:settings]
 class Settings(BaseSettings):

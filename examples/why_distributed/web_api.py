@@ -16,7 +16,8 @@ Environment:
 
 When recipe-api is down, refuses the connection, times out or answers
 something unusable, web-api answers 502 with a JSON error at once: it never
-hangs and never answers 500.
+hangs and never answers 500. An unknown route answers 404 and a wrong method
+405, each with a JSON error body; no route accepts a body.
 
 A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`) stops it at
 start with exit code 2 and one line naming the variable and what it accepts.
@@ -35,6 +36,7 @@ from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
 
 # --8<-- [start:settings]
 class Settings(BaseSettings):
