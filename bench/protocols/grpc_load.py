@@ -1,10 +1,12 @@
 """A small gRPC load client: N concurrent callers of GetRecipe(42) for D seconds.
 
-`python bench/protocols/grpc_load.py TARGET CONCURRENCY SECONDS` prints one JSON
-object: requests, requests per second, p50/p99 latency in ms and errors. ghz,
-the usual gRPC load tester, is not available here; this is the same idea in a
-few lines of grpc.aio, over one channel (one HTTP/2 connection) like a real
-consumer.
+    PYTHONPATH=examples/protocols python bench/protocols/grpc_load.py TARGET CONCURRENCY SECONDS
+
+prints one JSON object: requests, requests per second, p50/p99 latency in ms and
+errors. The generated stubs (snippets/protocols/grpc_codegen.sh) are imported
+from PYTHONPATH. ghz, the usual gRPC load tester, is not available here; this is
+the same idea in a few lines of grpc.aio, over one channel (one HTTP/2
+connection) like a real consumer.
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "protocols"))
 
 import grpc
 import recipe_pb2

@@ -15,20 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kit import sysdeps
+from kit.examples import run_program
+from kit.process import LOOPBACK
+
+from bench import load
 from bench.common import ROOT, duration, markdown_table, stamp, write_results
-from bench.why_distributed.recipe_api_vs_node import (
-    AUTOCANNON,
-    children_cpu_seconds,
-    cpu_seconds,
-    ensure_tools,
-    pick_cpus,
-    wait_for_quiet,
-)
-from tests.harness import RunningExample, start_example
 
 RESULTS = "protocols/bench_protocols.md"
 COMMAND = "./nox -s bench -- protocols_compared"
-CONNECTIONS = 10
+PROTOS = ROOT / "examples" / "protocols"
+STUBS = [PROTOS / name for name in ("recipe_pb2.py", "recipe_pb2.pyi", "recipe_pb2_grpc.py")]
 GRAPHQL_BODY = json.dumps(
     {
         "query": "query Recipe($id: ID!) { pid recipe(id: $id) "
@@ -39,109 +36,90 @@ GRAPHQL_BODY = json.dumps(
 
 
 def codegen() -> None:
-    script = ROOT / "snippets/protocols/grpc_codegen.sh"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(["sh", str(script)], cwd=ROOT, env=env, check=True)
+    """The gRPC stubs, made by the page's script when missing or older than recipe.proto."""
+    with sysdeps.machine_lock("grpc-codegen"):  # the tests write them too
+        proto = (PROTOS / "recipe.proto").stat().st_mtime
+        if all(stub.exists() and stub.stat().st_mtime >= proto for stub in STUBS):
+            return
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        subprocess.run(
+            ["sh", "snippets/protocols/grpc_codegen.sh"],
+            cwd=ROOT,
+            env={**os.environ, "PATH": path},
+            check=True,
+        )
 
 
-def load(name: str, server: RunningExample, argv: list[str], seconds: int) -> dict:
-    wait_for_quiet(10)
-    server_before, client_before = cpu_seconds(server.pid), children_cpu_seconds()
-    result = subprocess.run(argv, capture_output=True, text=True, check=True)
-    server_after, client_after = cpu_seconds(server.pid), children_cpu_seconds()
-    data = json.loads(result.stdout)
-    if "requests" in data and isinstance(data["requests"], dict):  # autocannon's shape
-        data = {
-            "rps": data["requests"]["average"],
-            "p50": data["latency"]["p50"],
-            "p99": data["latency"]["p99"],
-            "errors": data["errors"] + data["timeouts"] + data["non2xx"],
-        }
-    server_share = None
-    if server_before is not None and server_after is not None:
-        server_share = (server_after - server_before) / seconds
-    data["server_cpu"] = server_share
-    data["client_cpu"] = (client_after - client_before) / seconds
+def http_load(name: str, url: str, seconds: int, pid: int, cpus: load.Cpus, **how: str) -> dict:
+    """autocannon against one HTTP producer, its figures in the table's terms."""
+    load.wait_for_quiet(10)
+    run = load.autocannon(url, seconds, cpus=cpus.load, watch={"server": pid}, **how)
+    data = {
+        "rps": run["requests"]["average"],
+        "p50": run["latency"]["p50"],
+        "p99": run["latency"]["p99"],
+        "errors": load.failures(run),
+        "server_cpu": run["server_cpu"],
+        "client_cpu": run["client_cpu"],
+    }
     print(f"{name}: {data}", flush=True)
     return data
 
 
+def grpc_load(target: str, seconds: int, pid: int, cpus: load.Cpus) -> dict:
+    """grpc_load.py (ghz is not available here), with the generated stubs on its path."""
+    load.wait_for_quiet(10)
+    argv = [*load.taskset(cpus.load), sys.executable, str(ROOT / "bench/protocols/grpc_load.py")]
+    argv += [target, str(load.CONNECTIONS), str(seconds)]
+    env = {**os.environ, "PYTHONPATH": str(PROTOS)}
+    with load.CpuUse({"server": pid}) as cpu:
+        result = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"grpc_load.py failed ({result.returncode}):\n{result.stderr}")
+    data = json.loads(result.stdout)
+    data["server_cpu"] = cpu.share("server", seconds)
+    data["client_cpu"] = cpu.load_share()
+    print(f"grpc: {data}", flush=True)
+    return data
+
+
 def main() -> None:
-    ensure_tools()
+    load.autocannon_path()
     codegen()
     seconds = max(1, round(duration(5)))
-    server_pin, load_pin, pinning = pick_cpus()
-    pinning = pinning.replace("autocannon", "the load tester")
-    logs = Path(ROOT / ".nox" / "bench-logs")
-    logs.mkdir(parents=True, exist_ok=True)
-    pinned = {"HOST": "127.0.0.1"}
-    started = []
-    try:
-        http = start_example("protocols/http_producer.py", logs, env=pinned)
-        graphql = start_example("protocols/graphql_producer.py", logs, env=pinned)
-        grpc = start_example("protocols/grpc_producer.py", logs, env=pinned, ready="port")
-        started = [http, graphql, grpc]
-        if server_pin:
-            for server in started:
-                subprocess.run(
-                    [*server_pin[:2], "-p", server_pin[2], str(server.pid)],
-                    check=True,
-                    capture_output=True,
-                )
-        wire = subprocess.run(
-            [sys.executable, "examples/protocols/wire_bytes.py"],
-            cwd=ROOT,
+    cpus = load.pick_cpus()
+    pinning = cpus.sentence.replace("autocannon", "the load tester")
+    with load.Servers("protocols") as servers:
+        http = servers.example("protocols/http_producer.py", cpus=cpus.server)
+        graphql = servers.example("protocols/graphql_producer.py", cpus=cpus.server)
+        grpc = servers.example("protocols/grpc_producer.py", ready="port", cpus=cpus.server)
+        grpc_target = f"{LOOPBACK}:{grpc.port}"
+        wire = run_program(
+            "protocols/wire_bytes.py",
             env={
-                **os.environ,
                 "HTTP_TARGET": http.url,
                 "GRAPHQL_TARGET": graphql.url,
-                "GRPC_TARGET": f"127.0.0.1:{grpc.port}",
+                "GRPC_TARGET": grpc_target,
             },
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        cannon = [*load_pin, str(AUTOCANNON), "-c", str(CONNECTIONS), "-d", str(seconds), "-j"]
+        )
         runs = {
-            "JSON over HTTP/1.1 (autocannon)": load(
-                "json", http, [*cannon, f"{http.url}/recipes/42"], seconds
+            "JSON over HTTP/1.1 (autocannon)": http_load(
+                "json", f"{http.url}/recipes/42", seconds, http.pid, cpus
             ),
-            "GraphQL over HTTP/1.1 (autocannon)": load(
+            "GraphQL over HTTP/1.1 (autocannon)": http_load(
                 "graphql",
-                graphql,
-                [
-                    *cannon,
-                    "-m",
-                    "POST",
-                    "-H",
-                    "content-type=application/json",
-                    "-b",
-                    GRAPHQL_BODY,
-                    f"{graphql.url}/graphql",
-                ],
+                f"{graphql.url}/graphql",
                 seconds,
+                graphql.pid,
+                cpus,
+                method="POST",
+                headers=["content-type=application/json"],
+                body=GRAPHQL_BODY,
             ),
-            "gRPC over HTTP/2 (grpc_load.py)": load(
-                "grpc",
-                grpc,
-                [
-                    *load_pin,
-                    sys.executable,
-                    "bench/protocols/grpc_load.py",
-                    f"127.0.0.1:{grpc.port}",
-                    str(CONNECTIONS),
-                    str(seconds),
-                ],
-                seconds,
-            ),
+            "gRPC over HTTP/2 (grpc_load.py)": grpc_load(grpc_target, seconds, grpc.pid, cpus),
         }
-    finally:
-        codes = [server.stop() for server in started]
-    if any(codes):
-        raise RuntimeError(f"a producer did not stop cleanly: exit codes {codes}")
-
-    def share(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.0%}"
 
     rows = [
         [
@@ -150,8 +128,8 @@ def main() -> None:
             f"{run['p50']:.1f}",
             f"{run['p99']:.1f}",
             run["errors"],
-            share(run["server_cpu"]),
-            share(run["client_cpu"]),
+            load.percent(run["server_cpu"]),
+            load.percent(run["client_cpu"]),
         ]
         for name, run in runs.items()
     ]
@@ -160,8 +138,8 @@ def main() -> None:
             "**Bytes on the wire** for one `recipe 42` call (`wire_bytes.py`, 5 calls over "
             "one connection):",
             wire.strip(),
-            f"**Throughput and latency**, {CONNECTIONS} concurrent connections or callers for "
-            f"{seconds} s, one producer process each, {pinning}:",
+            f"**Throughput and latency**, {load.CONNECTIONS} concurrent connections or callers "
+            f"for {seconds} s, one producer process each, {pinning}:",
             markdown_table(
                 [
                     "protocol (load tester)",

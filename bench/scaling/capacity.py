@@ -17,32 +17,21 @@ snippets/scaling/bench_capacity.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
-import httpx
+from kit.process import free_port, wait_until
+from kit.services.haproxy import RunningHaproxy
 
+from bench import load
 from bench.common import ROOT, duration, markdown_table, stamp, write_results
-from bench.why_distributed.recipe_api_vs_node import (
-    Server,
-    free_port,
-    start,
-    stop,
-    wait_for_quiet,
-    wait_ready,
-)
-from tests import sysdeps
 
 RESULTS = "scaling/bench_capacity.md"
 COMMAND = "./nox -s bench -- capacity"
 FIB_N = 22
+FIBONACCI = "scaling/fibonacci_service.py"
 P99_TARGET_MS = 20.0
 STEP = 50  # requests per second added at each step
 MAX_RATE = 1000
@@ -66,47 +55,12 @@ def load_slo_check() -> ModuleType:
 slo_check = load_slo_check()
 
 
-def fibonacci(key: str) -> Server:
-    return Server(
-        key,
-        f"fibonacci {key}",
-        [sys.executable, "examples/scaling/fibonacci_service.py"],
-        "/health",
+def wait_until_down(proxy: RunningHaproxy, server: str) -> None:
+    wait_until(
+        lambda: proxy.server("recipe_api", server)["status"].startswith("DOWN"),
+        15,
+        f"HAProxy to mark {server} down",
     )
-
-
-@contextlib.contextmanager
-def running(servers: list[Server], workdir: Path) -> Iterator[None]:
-    try:
-        for server in servers:
-            start(server, [], workdir)
-            if "FRONTEND_PORT" in server.env:  # HAProxy listens where its cfg says
-                server.port = int(server.env["FRONTEND_PORT"])
-        for server in servers:
-            wait_ready(server)
-        yield
-    finally:
-        for server in servers:
-            if server.argv[0] == "haproxy":
-                if server.process is not None and server.process.poll() is None:
-                    server.process.send_signal(signal.SIGUSR1)  # soft stop, exit code 0
-                    server.process.wait(timeout=15)
-            else:
-                stop(server)
-            if server.log is not None:
-                server.log.close()
-
-
-def wait_until_down(stats_port: int, server_name: str) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        csv = httpx.get(f"http://127.0.0.1:{stats_port}/stats;csv", timeout=2).text
-        for line in csv.splitlines():
-            fields = line.split(",")
-            if len(fields) > 17 and fields[1] == server_name and fields[17].startswith("DOWN"):
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"HAProxy never marked {server_name} down")
 
 
 def step_up(url: str, seconds: float, deadline: float) -> list[dict]:
@@ -114,9 +68,9 @@ def step_up(url: str, seconds: float, deadline: float) -> list[dict]:
     steps = []
     rate = STEP
     while rate <= MAX_RATE and time.monotonic() < deadline:
-        wait_for_quiet(2)
-        load = slo_check.Load(rate=rate, duration=seconds, concurrency=CONCURRENCY, timeout=2)
-        outcomes = asyncio.run(slo_check.run_load(url, load))
+        load.wait_for_quiet(2)
+        plan = slo_check.Load(rate=rate, duration=seconds, concurrency=CONCURRENCY, timeout=2)
+        outcomes = asyncio.run(slo_check.run_load(url, plan))
         latencies = sorted(outcome.latency for outcome in outcomes)
         step = {
             "rate": rate,
@@ -143,34 +97,23 @@ def measure(seconds: float) -> dict[str, list[dict]]:
     deadline = time.monotonic() + TIME_BUDGET
     results = {}
     path = f"/fibonacci/{FIB_N}"
-    with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp:
-        workdir = Path(tmp)
-        single = fibonacci("single")
-        with running([single], workdir):
-            results["1 instance, direct"] = step_up(
-                f"http://127.0.0.1:{single.port}{path}", seconds, deadline - TIME_BUDGET / 2
-            )
-        first, second = fibonacci("first"), fibonacci("second")
-        with running([first, second], workdir):
-            stats_port = free_port()
-            lb = Server(
-                "haproxy",
-                "HAProxy",
-                ["haproxy", "-db", "-f", "snippets/scaling/haproxy_lb.cfg"],
-                None,
-                {
-                    "FRONTEND_PORT": str(free_port()),
-                    "STATS_PORT": str(stats_port),
-                    "BACKEND1_PORT": str(first.port),
-                    "BACKEND2_PORT": str(second.port),
-                    "BACKEND3_PORT": str(free_port()),  # nothing listens: taken out
-                },
-            )
-            with running([lb], workdir):
-                wait_until_down(stats_port, "recipe3")
-                results["2 instances behind HAProxy"] = step_up(
-                    f"http://127.0.0.1:{lb.port}{path}", seconds, deadline
-                )
+    with load.Servers("capacity") as servers:
+        single = servers.example(FIBONACCI)
+        results["1 instance, direct"] = step_up(
+            single.url + path, seconds, deadline - TIME_BUDGET / 2
+        )
+    with load.Servers("capacity") as servers:
+        first, second = servers.example(FIBONACCI), servers.example(FIBONACCI)
+        lb = servers.haproxy(
+            "snippets/scaling/haproxy_lb.cfg",
+            {
+                "BACKEND1_PORT": str(first.port),
+                "BACKEND2_PORT": str(second.port),
+                "BACKEND3_PORT": str(free_port()),  # nothing listens: taken out
+            },
+        )
+        wait_until_down(lb, "recipe3")
+        results["2 instances behind HAProxy"] = step_up(lb.url + path, seconds, deadline)
     return results
 
 
@@ -218,12 +161,7 @@ def report(results: dict[str, list[dict]], seconds: float) -> str:
 
 
 def main() -> None:
-    sysdeps.require("haproxy")
     seconds = duration(DEFAULT_SECONDS)
     results = measure(seconds)
     stamp_line = stamp(["sanic", "uvloop", "httpx"], {"haproxy": ["haproxy", "-v"]})
-    # `haproxy -v` says "HAProxy version 2.6.12-1 2023/12/04 - https://haproxy.org/"
-    stamp_line = stamp_line.replace("haproxy HAProxy version", "HAProxy").replace(
-        " - https://haproxy.org/", ""
-    )
     write_results(RESULTS, report(results, seconds), stamp_line, COMMAND)
