@@ -1,15 +1,11 @@
 """observed_recipe_api.py with no telemetry, plus one request and one response
 middleware that do nothing: what Sanic's middleware machinery alone costs.
 
-Run by `./nox -s bench -- telemetry_cost` as one of its setups (TELEMETRY=none).
+Run by `./nox -s bench -- telemetry_cost` as one of its setups (TELEMETRY=none), as
+`PYTHONPATH=examples/observability python bench/observability/noop_middleware.py`.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "observability"))
 
 import observed_recipe_api as service
 

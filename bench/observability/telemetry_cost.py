@@ -20,6 +20,7 @@ share the other. Writes snippets/observability/bench_telemetry_cost.md.
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import sys
@@ -28,22 +29,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+from kit.process import LOOPBACK
 
-from bench.common import duration, markdown_table, stamp, write_results
-from bench.why_distributed.recipe_api_vs_node import (
-    AUTOCANNON_VERSION,
-    Server,
-    crowded_out,
-    ensure_tools,
-    failures,
-    measure,
-    milliseconds,
-    percent,
-    pick_cpus,
-)
+from bench import load
+from bench.common import ROOT, duration, markdown_table, stamp, write_results
 
-SERVICE = "examples/observability/observed_recipe_api.py"
-NOOP = "bench/observability/noop_middleware.py"
+SERVICE = "observability/observed_recipe_api.py"
+NOOP = "bench/observability/noop_middleware.py"  # relative to the root, where it starts
+EXAMPLES = ROOT / "examples" / "observability"  # what it imports
+PATH = "/recipes/42"
 RESULTS = "observability/bench_telemetry_cost.md"
 COMMAND = "./nox -s bench -- telemetry_cost"
 ALL = "logs,metrics,traces"
@@ -91,39 +85,69 @@ def drain_udp(sock: socket.socket, received: list[int], stop: threading.Event) -
             continue
 
 
-def scrape(servers: list[Server], stop: threading.Event, scrapes: list[int]) -> None:
+def scrape(urls: list[str], stop: threading.Event, scrapes: list[int]) -> None:
+    """Read every `/metrics` once a second, as Prometheus would."""
     with httpx.Client(timeout=2) as client:
         while not stop.wait(1.0):
-            for server in servers:
-                if server.port and "metrics" in server.env["TELEMETRY"]:
-                    try:
-                        if client.get(f"http://127.0.0.1:{server.port}/metrics").status_code == 200:
-                            scrapes[0] += 1
-                    except httpx.TransportError:
-                        pass
+            for url in urls:
+                try:
+                    if client.get(url).status_code == 200:
+                        scrapes[0] += 1
+                except httpx.TransportError:
+                    pass
 
 
-def report(servers: list[Server], seconds: int, warmup: int, sent: dict[str, int]) -> str:
-    base = servers[0].requests_per_second()
+def start(
+    servers: load.Servers,
+    setup: tuple[str, str, str, str, bool],
+    collectors: dict[str, str],
+    cpus: load.Cpus,
+) -> load.Target:
+    """One setup's server, pinned to the servers' CPU; the target autocannon loads."""
+    key, name, telemetry, sample, udp = setup
+    env = {
+        "ZIPKIN": collectors["zipkin"],
+        "TELEMETRY": telemetry,
+        "TRACE_SAMPLE": sample,
+        **({"LOG_UDP": collectors["logs"]} if udp else {}),
+    }
+    if key == "noop":  # a bench wrapper around the example, which it imports
+        pythonpath = os.pathsep.join(filter(None, [str(EXAMPLES), os.environ.get("PYTHONPATH")]))
+        server = servers.program(
+            key,
+            [sys.executable, NOOP],
+            env={**env, "PYTHONPATH": pythonpath},
+            ready="/health",
+            cpus=cpus.server,
+        )
+    else:
+        server = servers.example(SERVICE, env=env, cpus=cpus.server)
+    return load.Target(name, server.url + PATH, {"server": server.pid}, key=key)
+
+
+def report(
+    targets: list[load.Target], seconds: int, warmup: int, sent: dict[str, int], cpus: load.Cpus
+) -> str:
+    base = targets[0].requests_per_second()
     rows = []
-    for server in servers:
-        rps = server.requests_per_second()
+    for target in targets:
+        rps = target.requests_per_second()
         rows.append(
             [
-                server.name,
+                target.name,
                 f"{rps:,.0f}",
-                "baseline" if server is servers[0] else f"{1 - rps / base:.0%}",
-                "" if server is servers[0] else f"{1e6 / rps - 1e6 / base:.0f}",
-                milliseconds(statistics.median(run["latency"]["p50"] for run in server.runs)),
-                milliseconds(statistics.median(run["latency"]["p99"] for run in server.runs)),
-                sum(failures(run) for run in server.runs),
-                percent(statistics.median(run["server_cpu"] or 0 for run in server.runs)),
+                "baseline" if target is targets[0] else f"{1 - rps / base:.0%}",
+                "" if target is targets[0] else f"{1e6 / rps - 1e6 / base:.0f}",
+                load.milliseconds(target.median("latency", "p50")),
+                load.milliseconds(target.median("latency", "p99")),
+                sum(load.failures(run) for run in target.runs),
+                load.percent(statistics.median(run["server_cpu"] or 0 for run in target.runs)),
             ]
         )
-    every = 1 - servers[-2].requests_per_second() / base
-    sampled = 1 - servers[-1].requests_per_second() / base
+    every = 1 - targets[-2].requests_per_second() / base
+    sampled = 1 - targets[-1].requests_per_second() / base
     print(f"all three cost {every:.0%}, with 1 in 10 traced {sampled:.0%}", flush=True)
-    starved = sum(1 for server in servers for run in server.runs if crowded_out(run))
+    starved = sum(1 for target in targets for run in target.runs if load.crowded_out(run))
     parts = [
         markdown_table(
             [
@@ -142,55 +166,46 @@ def report(servers: list[Server], seconds: int, warmup: int, sent: dict[str, int
         f"**{sampled:.0%}** with 1 request in 10 traced; the budget was {TARGET_COST:.0%}. "
         "Cost is the throughput lost against no telemetry; µs added per request is the "
         "CPU time each request took beyond the baseline's (1/throughput, one busy core).",
-        f"`GET /recipes/42`, autocannon `-c 10 -d {seconds}`, median of "
-        f"{ROUNDS} alternating rounds after a {warmup} s warm-up; {pick_cpus()[2]}. "
+        f"`GET {PATH}`, autocannon `-c {load.CONNECTIONS} -d {seconds}`, median of "
+        f"{ROUNDS} alternating rounds after a {warmup} s warm-up; {cpus.sentence}. "
         f"Collected during the runs: {sent['logs']:,} log datagrams, "
         f"{sent['scrapes']:,} scrapes of `/metrics`, {sent['spans']:,} spans.",
     ]
     if starved:
         parts.append(
-            f"In {starved} of {ROUNDS * len(servers)} runs neither the server nor autocannon "
+            f"In {starved} of {ROUNDS * len(targets)} runs neither the server nor autocannon "
             "had its CPU to itself: other work on the machine competed with them."
         )
     return "\n\n".join(parts)
 
 
 def main() -> None:
-    ensure_tools()
+    load.autocannon_path()
     seconds = max(1, round(duration(DEFAULT_SECONDS)))
     warmup = min(2, seconds)
+    cpus = load.pick_cpus()
     logs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    logs.bind(("127.0.0.1", 0))
-    zipkin = ThreadingHTTPServer(("127.0.0.1", 0), SpanSink)
-    log_udp = f"127.0.0.1:{logs.getsockname()[1]}"
-    zipkin_url = f"http://127.0.0.1:{zipkin.server_port}/api/v2/spans"
-    servers = [
-        Server(
-            key,
-            name,
-            [sys.executable, NOOP if key == "noop" else SERVICE],
-            "/health",
-            {
-                "ZIPKIN": zipkin_url,
-                "TELEMETRY": telemetry,
-                "TRACE_SAMPLE": sample,
-                **({"LOG_UDP": log_udp} if udp else {}),
-            },
-        )
-        for key, name, telemetry, sample, udp in SETUPS
-    ]
+    logs.bind((LOOPBACK, 0))
+    zipkin = ThreadingHTTPServer((LOOPBACK, 0), SpanSink)
+    collectors = {
+        "logs": f"{LOOPBACK}:{logs.getsockname()[1]}",
+        "zipkin": f"http://{LOOPBACK}:{zipkin.server_port}/api/v2/spans",
+    }
     stop = threading.Event()
     received, scrapes = [0], [0]
-    threads = [
-        threading.Thread(target=drain_udp, args=(logs, received, stop), daemon=True),
-        threading.Thread(target=zipkin.serve_forever, daemon=True),
-        threading.Thread(target=scrape, args=(servers, stop, scrapes), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+    threading.Thread(target=drain_udp, args=(logs, received, stop), daemon=True).start()
+    threading.Thread(target=zipkin.serve_forever, daemon=True).start()
     started = time.monotonic()
     try:
-        measure(servers, seconds, warmup, ROUNDS)
+        with load.Servers("telemetry") as servers:
+            targets = [start(servers, setup, collectors, cpus) for setup in SETUPS]
+            metrics = [
+                target.url.removesuffix(PATH) + "/metrics"
+                for target, setup in zip(targets, SETUPS, strict=True)
+                if "metrics" in setup[2]
+            ]
+            threading.Thread(target=scrape, args=(metrics, stop, scrapes), daemon=True).start()
+            load.alternate(targets, seconds=seconds, warmup=warmup, rounds=ROUNDS, cpus=cpus.load)
     finally:
         stop.set()
         zipkin.shutdown()
@@ -201,10 +216,10 @@ def main() -> None:
         raise RuntimeError(f"a signal never reached its collector: {sent}")
     write_results(
         RESULTS,
-        report(servers, seconds, warmup, sent),
+        report(targets, seconds, warmup, sent, cpus),
         stamp(
             ["sanic", "structlog", "prometheus-client", "opentelemetry-sdk"],
-            {"autocannon": ["node", "-p", AUTOCANNON_VERSION]},
+            {"autocannon": load.AUTOCANNON_VERSION},
         ),
         COMMAND,
     )
