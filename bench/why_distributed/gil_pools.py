@@ -7,15 +7,14 @@ snippets/why_distributed/bench_gil_pools.md.
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
-import subprocess
-import sys
 
-from bench.common import ROOT, duration, markdown_table, stamp, write_results
+from kit.examples import run_program
 
-EXAMPLE = ROOT / "examples" / "why_distributed" / "gil_pools.py"
+from bench.common import duration, markdown_table, stamp, write_results
+
+EXAMPLE = "why_distributed/gil_pools.py"
 RESULTS = "why_distributed/bench_gil_pools.md"
 COMMAND = "./nox -s bench -- gil_pools"
 SECONDS_PER_ROUND = 8  # a default run of the example takes 5 to 7 s
@@ -28,20 +27,12 @@ LINE = re.compile(
 
 
 def run_once() -> tuple[re.Match[str], list[re.Match[str]]]:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    header = HEADER.search(result.stdout)
-    lines = list(LINE.finditer(result.stdout))
+    output = run_program(EXAMPLE, timeout=300)  # its run line; exit 0, nothing on stderr
+    header = HEADER.search(output)
+    lines = list(LINE.finditer(output))
     if header is None or len(lines) != 3 or any(m["agree"] != "agree" for m in lines):
-        raise RuntimeError(f"unexpected output from {EXAMPLE.name}:\n{result.stdout}")
-    print(result.stdout, end="", flush=True)
+        raise RuntimeError(f"unexpected output from {EXAMPLE}:\n{output}")
+    print(output, end="", flush=True)
     return header, lines
 
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
+from kit.examples import RunningExample
 
+from bench import load
 from bench.common import duration, markdown_table, stamp, write_results
-from tests.harness import RunningExample, start_example
 
 EXAMPLE = "why_distributed/loop_lag_service.py"
 RESULTS = "why_distributed/bench_loop_lag.md"
@@ -103,17 +102,12 @@ def main() -> None:
     ]
     # Every period printed, half a second each, so that every phase has lines.
     env = {"LAG_REPORT_MS": "0", "LAG_REPORT_EVERY": "0.5"}
-    with tempfile.TemporaryDirectory(prefix="bench-loop-lag-") as tmp:
-        service = start_example(EXAMPLE, Path(tmp), env=env)
-        try:
-            for phase in phases:
-                print(f"phase {phase.name}: {seconds:.0f} s", flush=True)
-                asyncio.run(run_phase(service, phase, seconds))
-                print("  " + " | ".join(row(phase)), flush=True)
-        finally:
-            code = service.stop()
-        if code != 0:
-            raise RuntimeError(f"{EXAMPLE} exited with {code}:\n{service.output()[-2000:]}")
+    with load.Servers("loop-lag") as servers:
+        service = servers.example(EXAMPLE, env=env)
+        for phase in phases:
+            print(f"phase {phase.name}: {seconds:.0f} s", flush=True)
+            asyncio.run(run_phase(service, phase, seconds))
+            print("  " + " | ".join(row(phase)), flush=True)
     header = [
         "Load",
         f"fib({N}) answers/s",
