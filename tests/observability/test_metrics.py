@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 from kit.examples import assert_output_is_shown
-from kit.process import LOOPBACK, ROOT, wait_until
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from kit.snippets import commands, split
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -86,8 +86,11 @@ def test_unknown_paths_add_no_label_values(run_example) -> None:
 
 
 def test_prometheus_scrapes_the_service(run_example, prometheus) -> None:
-    service = run_example(SERVICE)
-    server = prometheus(f"{LOOPBACK}:{service.port}")
+    # Prometheus first, then the service: its first scrape plans wait for a 5 s tick
+    # (Prometheus 2.42) while the service starts.
+    port = free_port()
+    server = prometheus(f"{LOOPBACK}:{port}")
+    service = run_example(SERVICE, port=port)
     with httpx.Client(base_url=service.url) as client:
         for _ in range(5):
             assert client.get("/recipes/42").status_code == 200
