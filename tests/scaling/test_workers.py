@@ -30,11 +30,12 @@ from kit.examples import (
     assert_refuses_to_start,
 )
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from kit.snippets import docstring
+from kit.snippets import command, docstring
 
 SERVICE = "scaling/fibonacci_service.py"
 CLUSTER = "scaling/fibonacci_cluster.py"
 MONITORED = "scaling/fibonacci_health_monitor.py"
+INSTALL_SANIC_EXT = "snippets/scaling/workers_sanic_ext.sh"
 ATTEMPTS = 200  # fresh connections before concluding that only one process answers
 SHOWN_RESTART = ROOT / "snippets" / "scaling" / "workers_cluster_restart.out"
 
@@ -242,9 +243,9 @@ def test_bad_input_gets_a_json_4xx(shared: RunningExample, method: str, path: st
 
 # --- sanic-ext's health monitor -------------------------------------------------
 # sanic-ext is not in the examples' dependencies: installed, it extends every Sanic
-# app in the environment. The tests install the very line of the example's
-# docstring into a directory of their own and put it on PYTHONPATH for the
-# processes that should have it, and only those.
+# app in the environment. The tests install the requirement of the page's
+# `pip install` line, with uv (the test environment has no pip), into a directory
+# of their own, and put it on PYTHONPATH for the processes that should have it.
 
 # Heartbeats every 0.25 s; 4 s of silence is a missed check and one missed check
 # a restart. 4 s, not less: the replacement must start and report within it, or
@@ -258,12 +259,12 @@ FAST_MONITOR = {
 }
 
 
-def pip_install_line(example: str) -> list[str]:
-    """The `pip install ...` line that the example's docstring gives the reader."""
-    lines = [line.strip() for line in docstring(example).splitlines()]
-    installs = [line for line in lines if line.startswith("pip install ")]
-    assert len(installs) == 1, f"{example} should give one pip install line: {installs}"
-    return shlex.split(installs[0])[2:]
+def pip_install_line() -> list[str]:
+    """The requirements of the page's `pip install` line, which the docstring gives too."""
+    _, argv = command(INSTALL_SANIC_EXT)
+    assert argv[:2] == ["pip", "install"], argv
+    assert shlex.join(argv) in docstring(MONITORED), "the docstring's install line differs"
+    return argv[2:]
 
 
 def find_uv() -> str:
@@ -280,7 +281,7 @@ def sanic_ext(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     are those of the test environment, so the example runs with the same sanic.
     """
     target = tmp_path_factory.mktemp("sanic-ext")
-    requirements = pip_install_line(MONITORED)
+    requirements = pip_install_line()
     subprocess.run(
         [
             find_uv(),
