@@ -1,13 +1,13 @@
 """The graph on the StatsD page: graphite-web renders what statsd_service.py sent.
 
 Starts carbon, graphite-web and the StatsD daemon the way the tests do
-(tests/observability/graphite_stack.py, from statsd_graphite.sh, one-second
-flushes), recipe-api and statsd_service.py, then sends about 40 requests a
-second for 60 s (one at a time). From second 20 to second 35 recipe-api is
-frozen (SIGSTOP): it accepts connections and answers nothing, so each call
-from web-api waits its 0.5 s timeout and web-api answers 502. graphite-web then renders
-responses per second by status and the slowest outbound call per second, and
-the PNG is written to docs/observability/img/statsd_graph.png.
+(kit.services.graphite, from statsd_graphite.sh, one-second flushes),
+recipe-api and statsd_service.py, then sends about 40 requests a second for
+60 s (one at a time). From second 20 to second 35 recipe-api is frozen
+(SIGSTOP): it accepts connections and answers nothing, so each call from
+web-api waits its 0.5 s timeout and web-api answers 502. graphite-web then
+renders responses per second by status and the slowest outbound call per
+second, and the PNG is written to docs/observability/img/statsd_graph.png.
 Writes snippets/observability/bench_statsd_graph.md (what was sent, and the stamp).
 """
 
@@ -15,23 +15,18 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-
-from bench.common import ROOT, markdown_table, stamp, write_results
-
-sys.path.insert(0, str(ROOT / "tests"))
-from kit.examples import start_example
 from kit.process import LOOPBACK
-from observability.graphite_stack import GraphiteStack
+from kit.services.graphite import GraphiteStack
+
+from bench import load
+from bench.common import markdown_table, output_path, stamp, write_results
 
 RESULTS = "observability/bench_statsd_graph.md"
 COMMAND = "./nox -s bench -- statsd_graph"
-PNG = ROOT / "docs" / "observability" / "img" / "statsd_graph.png"
+PNG = "docs/observability/img/statsd_graph.png"
 SECONDS = 60
 OUTAGE = (20, 35)
 RATE = 40  # requests per second
@@ -39,17 +34,13 @@ COUNTERS = "stats.counters.web-api.response"
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-graphite-") as tmp:
-        workdir = Path(tmp)
-        stack = GraphiteStack(workdir)
-        stack.start()
-        running = []
+    with load.Servers("graphite") as servers:
+        stack = GraphiteStack(servers.log_dir)
         try:
-            producer = start_example("why_distributed/recipe_api.py", workdir)
-            running.append(producer)
-            service = start_example(
+            stack.start()
+            producer = servers.example("why_distributed/recipe_api.py")
+            service = servers.example(
                 "observability/statsd_service.py",
-                workdir,
                 env={
                     "TARGET": producer.url,
                     "TARGET_TIMEOUT": "0.5",
@@ -57,7 +48,6 @@ def main() -> None:
                     "HEALTH_INTERVAL": "1",
                 },
             )
-            running.append(service)
             counts: dict[int, int] = {}
             started = time.monotonic()
             paused = resumed = False
@@ -101,12 +91,11 @@ def main() -> None:
                 }
             )
         finally:
-            for example in running:
-                example.stop()
             stack.stop()
-    PNG.parent.mkdir(parents=True, exist_ok=True)
-    PNG.write_bytes(png)
-    print(f"wrote {PNG.relative_to(ROOT)} ({len(png):,} bytes)", flush=True)
+    path = output_path(PNG)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    print(f"wrote {path} ({len(png):,} bytes)", flush=True)
     rows = [[status, f"{count:,}"] for status, count in sorted(counts.items())]
     body = "\n\n".join(
         [
