@@ -1,7 +1,14 @@
 """Run benchmarks: `python -m bench` runs them all, `python -m bench NAME...` some.
 
 Each benchmark is a module under bench/<chapter>/ with a `main()` that writes
-its results file under snippets/<chapter>/.
+its results file under snippets/<chapter>/. They start everything through the
+test kit (tests/kit, imported as `kit`: `nox -s bench` puts tests/ on
+PYTHONPATH) and load servers through bench/load.py. By hand:
+
+    PYTHONPATH=tests BENCH_DURATION=1 BENCH_OUTPUT=/tmp/bench python -m bench workers
+
+BENCH_DURATION shortens each measurement; BENCH_OUTPUT writes the results under
+another directory, leaving the committed figures alone.
 """
 
 from __future__ import annotations
