@@ -116,30 +116,26 @@ def test_fibonacci_answers_with_the_pid(shared: RunningExample) -> None:
     assert isinstance(body["pid"], int)
 
 
-def test_visits_are_counted_separately_by_each_worker(run_example: StartExample) -> None:
-    for key in MANAGERS:
-        service = start(run_example, MANAGERS, key)
-        counts: dict[int, list[int]] = defaultdict(list)
-        for _ in range(ATTEMPTS):
-            body = fresh(f"{service.url}/visits").json()
-            counts[body["pid"]].append(body["visits"])
-            if len(counts) == 2 and sum(len(c) for c in counts.values()) >= 10:
-                break
-        assert len(counts) == 2, key
-        total = sum(len(c) for c in counts.values())
-        for seen in counts.values():
-            # each process counts from 1 on its own: no answer knows the total
-            assert seen == list(range(1, len(seen) + 1)), key
-            assert max(seen) < total, key
+def test_visits_are_counted_separately_by_each_worker(managed: RunningExample) -> None:
+    counts: dict[int, list[int]] = defaultdict(list)
+    for _ in range(ATTEMPTS):
+        body = fresh(f"{managed.url}/visits").json()
+        counts[body["pid"]].append(body["visits"])
+        if len(counts) == 2 and sum(len(c) for c in counts.values()) >= 10:
+            break
+    assert len(counts) == 2
+    total = sum(len(c) for c in counts.values())
+    for seen in counts.values():
+        # each process counts from 1 on its own: no answer knows the total
+        assert seen == list(range(1, len(seen) + 1))
+        assert max(seen) < total
 
 
-def test_a_keep_alive_connection_sticks_to_one_worker(run_example: StartExample) -> None:
-    for key in MANAGERS:
-        service = start(run_example, MANAGERS, key)
-        assert len(pids_answering(service)) == 2, key  # two workers are serving...
-        with httpx.Client(base_url=service.url, timeout=30) as client:
-            pids = {client.get("/fibonacci/10").json()["pid"] for _ in range(50)}
-        assert len(pids) == 1, key  # ...but one connection only ever reaches one of them
+def test_a_keep_alive_connection_sticks_to_one_worker(managed: RunningExample) -> None:
+    assert len(pids_answering(managed)) == 2  # two workers are serving...
+    with httpx.Client(base_url=managed.url, timeout=30) as client:
+        pids = {client.get("/fibonacci/10").json()["pid"] for _ in range(50)}
+    assert len(pids) == 1  # ...but one connection only ever reaches one of them
 
 
 def test_the_cluster_replaces_a_killed_worker(run_example: StartExample) -> None:
