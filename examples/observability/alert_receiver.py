@@ -13,26 +13,56 @@ Environment:
 
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `5001`).
-- `KEEP`: how many alerts `GET /alerts` remembers (default `100`).
+- `KEEP`: how many alerts `GET /alerts` remembers, 1 or more (default `100`).
+
+A bad setting (`PORT=abc`, `KEEP=0`, `KEEP=many`) stops it at start with exit
+code 2 and one line naming the variable and what it accepts.
 
 Bad input never takes it down: a body that is not JSON answers 400, JSON
 that is not an Alertmanager webhook answers 422 saying what is wrong, a body
-over 1 MiB answers 413.
+over 1 MiB on `POST /alerts` (the route that accepts a body) answers 413, an
+unknown route 404 and a wrong method 405, each with a JSON body.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import deque
 from typing import Any
 
 import orjson
+from pydantic import Field, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, KEEP."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5001, ge=1, le=65535)
+    keep: PositiveInt = 100
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
 
 app = Sanic("alert-receiver", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -121,14 +151,10 @@ async def health(request: Request) -> HTTPResponse:
 
 
 def main() -> None:
-    keep = os.environ.get("KEEP", "100")
-    if not keep.isdigit() or int(keep) < 1:
-        print(f"configuration error: KEEP={keep!r} is not a whole number >= 1", file=sys.stderr)
-        sys.exit(2)
-    app.ctx.received = deque(maxlen=int(keep))
+    app.ctx.received = deque(maxlen=settings.keep)
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "5001")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

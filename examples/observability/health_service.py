@@ -27,29 +27,68 @@ Environment:
 - `REDIS_URL`: Redis URL (default `redis://127.0.0.1:6379/0`).
 - `HEALTH_TIMEOUT`: seconds each dependency gets to answer (default `1`).
 
+A bad setting (`PORT=abc`, `HEALTH_TIMEOUT=-1`, `DATABASE_URL=mysql://db`,
+`REDIS_URL=not-a-url`) stops it at start with exit code 2 and one line naming
+the variable and what it accepts. Both URLs are secrets (they can hold a
+password): never printed, not even in that line.
+
 It starts whether or not its dependencies are up, and reports them DOWN until
-they are. It stops cleanly on SIGTERM or Ctrl-C, closing its Redis connections.
+they are. It stops cleanly on SIGTERM or Ctrl-C, closing its Redis connections. An
+unknown route answers 404 and a wrong method 405, each with a JSON error
+body; no route accepts a body.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import sys
 from urllib.parse import urlsplit
 
 import orjson
 import psycopg
 import redis.asyncio as redis
+from pydantic import Field, PositiveFloat, PostgresDsn, RedisDsn, Secret, ValidationError
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.handlers import ErrorHandler
 from sanic.log import logger as log
 from sanic.response import HTTPResponse, json
 
+
+# --8<-- [start:settings]
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, *_URL, HEALTH_TIMEOUT."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    # Secret: the URL is checked as a URL, and hidden from repr() and logs (a password).
+    database_url: Secret[PostgresDsn] = Secret(
+        PostgresDsn("postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    redis_url: Secret[RedisDsn] = Secret(RedisDsn("redis://127.0.0.1:6379/0"))
+    health_timeout: PositiveFloat = 1.0
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
+
 # --8<-- [start:setup]
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-HEALTH_TIMEOUT = float(os.environ.get("HEALTH_TIMEOUT", "1"))
+DATABASE_URL = str(settings.database_url.get_secret_value())  # the driver needs the password
+REDIS_URL = str(settings.redis_url.get_secret_value())
+HEALTH_TIMEOUT = settings.health_timeout
 
 app = Sanic("health-service", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -135,8 +174,8 @@ async def live(request: Request) -> HTTPResponse:
 
 def main() -> None:
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

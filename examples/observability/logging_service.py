@@ -8,8 +8,12 @@ stdout and, when `LOG_UDP` is set, one JSON record per UDP datagram to a log
 collector (rsyslog in the tests, Logstash in the Node.js book). A collector
 that is down never slows a request nor raises: failed sends are counted.
 
-Settings are checked at start-up: a bad value stops the service with a clear
-message on stderr and exit code 2, before it opens its port.
+Settings are checked at start-up: a bad value (`APP_ENV=prod`, `LOG_LEVEL=LOUD`,
+`LOG_UDP=not-an-address`, `PORT=abc`) stops the service with one line on
+stderr naming the variable and what it accepts, and exit code 2, before it
+opens its port. Bad input never takes it down: an unknown id answers 404, an
+id outside 1..2**31-1 answers 400, an unknown route 404 and a wrong method
+405, each with a JSON error body; no route accepts a body.
 
 Run it:
 
@@ -25,7 +29,8 @@ Environment:
   dropped (default: `debug` in development and staging, `info` in production).
 - `LOG_FORMAT`: `console` (readable, default in development) or `json`
   (default in staging and production) for stdout; UDP always gets JSON.
-- `LOG_UDP`: `host:port` of the log collector (default: none, stdout only).
+- `LOG_UDP`: `host:port` of the log collector, resolved once at start (default:
+  none, stdout only).
 """
 
 from __future__ import annotations
@@ -36,11 +41,12 @@ import socket
 import sys
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
 import structlog
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
@@ -49,7 +55,6 @@ from sanic.response import HTTPResponse, json
 
 # --8<-- [start:settings]
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-FORMATS = ("console", "json")
 # Each environment is a complete set of defaults; a variable overrides one of them.
 ENVIRONMENTS = {
     "development": {"log_level": "debug", "log_format": "console"},
@@ -58,49 +63,54 @@ ENVIRONMENTS = {
 }
 
 
-class ConfigError(Exception):
-    pass
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, APP_ENV, LOG_*."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    app_env: Literal["development", "staging", "production"] = "development"
+    log_level: Literal["debug", "info", "warning", "error"]  # default: from APP_ENV
+    log_format: Literal["console", "json"]  # default: from APP_ENV
+    # host:port, resolved to (address, port); NoDecode: the text is not JSON.
+    log_udp: Annotated[tuple[str, int] | None, NoDecode] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def environment_defaults(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """APP_ENV's defaults, under the variables that are set (an unknown APP_ENV is
+        reported on its own: the other settings get development's defaults meanwhile)."""
+        defaults = ENVIRONMENTS.get(values.get("app_env"), ENVIRONMENTS["development"])
+        return {**defaults, **values}
+
+    @field_validator("log_udp", mode="before")
+    @classmethod
+    def udp_address(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:5140")
+        try:  # resolve once, at start-up, rather than on every log line
+            info = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)
+        except socket.gaierror as error:
+            raise ValueError(f"cannot resolve {host!r} ({error.strerror})") from None
+        return info[0][4][0], int(port)
 
 
-@dataclass(frozen=True)
-class Settings:
-    env: str
-    log_level: str
-    log_format: str
-    log_udp: tuple[str, int] | None
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
-def one_of(name: str, value: str, allowed: Any) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
-    return value
-
-
-def udp_address(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"LOG_UDP={value!r} is not host:port")
-    try:  # resolve once, at start-up, rather than on every log line
-        info = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)
-    except socket.gaierror as error:
-        raise ConfigError(f"LOG_UDP={value!r}: cannot resolve {host!r} ({error})") from None
-    return info[0][4][0], int(port)
-
-
-def load_settings(environ: os._Environ[str] | dict[str, str]) -> Settings:
-    env = one_of("APP_ENV", environ.get("APP_ENV", "development"), ENVIRONMENTS)
-    defaults = ENVIRONMENTS[env]
-    level = environ.get("LOG_LEVEL", defaults["log_level"])
-    log_format = environ.get("LOG_FORMAT", defaults["log_format"])
-    udp = environ.get("LOG_UDP")
-    return Settings(
-        env=env,
-        log_level=one_of("LOG_LEVEL", level, LEVELS),
-        log_format=one_of("LOG_FORMAT", log_format, FORMATS),
-        log_udp=udp_address(udp) if udp else None,
-    )
-
-
+settings = load_settings()
 # --8<-- [end:settings]
 
 
@@ -147,7 +157,7 @@ def configure_logging(settings: Settings) -> UdpShipper | None:
     shipper = UdpShipper(settings.log_udp) if settings.log_udp else None
 
     def add_environment(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        event.setdefault("env", settings.env)
+        event.setdefault("env", settings.app_env)
         event.setdefault("service", "recipe-api")
         return event
 
@@ -262,16 +272,11 @@ async def health(request: Request) -> HTTPResponse:
 
 # --8<-- [start:run]
 def main() -> None:
-    try:
-        settings = load_settings(os.environ)
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        sys.exit(2)  # a usage error: nothing started, nothing to clean up
     app.ctx.shipper = configure_logging(settings)
-    log.info("starting", log_level=settings.log_level, log_udp=os.environ.get("LOG_UDP"))
+    log.info("starting", log_level=settings.log_level, log_udp=settings.log_udp)
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,  # our own "request finished" line replaces it
         debug=False,

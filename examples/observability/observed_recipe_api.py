@@ -31,7 +31,10 @@ Environment:
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1; a trace the
   caller started follows the caller's decision (default `1`, every trace).
 
-A bad setting stops it at start-up with a message and exit code 2. A
+A bad setting (`PORT=abc`, `TELEMETRY=logs,tracing`, `LOG_UDP=not-an-address`,
+`TRACE_SAMPLE=all`) stops it at start with exit code 2 and one line naming the
+variable and what it accepts. An unknown id or route answers 404 and a wrong
+method 405, each with a JSON error body; no route accepts a body. A
 collector that is down costs nothing: log datagrams are dropped and counted,
 spans are dropped by the exporter's thread, never waited for by a request.
 """
@@ -47,6 +50,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import orjson
 import structlog
@@ -60,6 +64,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import NoDecode
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import NotFound
@@ -78,26 +84,55 @@ app.config.MOTD = False
 
 
 # --8<-- [start:settings]
-def telemetry_from(value: str) -> set[str]:
-    """`logs,metrics` -> {"logs", "metrics"}; anything unknown is a start-up error."""
-    if value.strip() == "none":
-        return set()
-    chosen = {name.strip() for name in value.split(",")}
-    unknown = chosen - set(SIGNALS)
-    if unknown or not chosen:
-        raise ValueError(
-            f"TELEMETRY={value!r}: use 'none' or a comma-separated list of {', '.join(SIGNALS)}"
-        )
-    return chosen
+class Settings(tracing.TraceSettings):
+    """Read once at start from the environment: HOST, PORT, TELEMETRY, LOG_UDP, ZIPKIN..."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    # NoDecode: both are plain text (`logs,metrics`, `host:port`), not JSON.
+    telemetry: Annotated[frozenset[Literal["logs", "metrics", "traces"]], NoDecode] = frozenset(
+        SIGNALS
+    )
+    log_udp: Annotated[tuple[str, int] | None, NoDecode] = None
+
+    @field_validator("telemetry", mode="before")
+    @classmethod
+    def signals(cls, value: object) -> object:
+        """`logs,metrics` -> {"logs", "metrics"}; `none` -> no signal at all."""
+        if not isinstance(value, str):
+            return value
+        if value.strip() == "none":
+            return frozenset()
+        chosen = {name.strip() for name in value.split(",")}
+        if not chosen <= set(SIGNALS):
+            raise ValueError(f"use 'none' or a comma-separated list of {', '.join(SIGNALS)}")
+        return chosen
+
+    @field_validator("log_udp", mode="before")
+    @classmethod
+    def host_and_port(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:5140")
+        return host, int(port)
 
 
-def udp_address(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"LOG_UDP={value!r} is not host:port")
-    return host, int(port)
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
+settings = load_settings()
 # --8<-- [end:settings]
 
 
@@ -282,23 +317,17 @@ async def health(request: Request) -> HTTPResponse:
 
 # --8<-- [start:main]
 def main() -> None:
-    try:
-        telemetry = telemetry_from(os.environ.get("TELEMETRY", ",".join(SIGNALS)))
-        udp = udp_address(os.environ["LOG_UDP"]) if os.environ.get("LOG_UDP") else None
-        trace_settings = tracing.settings_from(os.environ)
-    except ValueError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        sys.exit(2)
+    telemetry = settings.telemetry
     app.ctx.telemetry = telemetry
     app.ctx.lines = None
     provider: TracerProvider | None = None
     # Hook order: traces first, so the span covers the work of the other two.
     if "traces" in telemetry:
-        provider = use_traces(trace_settings)
+        provider = use_traces(settings)
     if "metrics" in telemetry:
         use_metrics()
     if "logs" in telemetry:
-        app.ctx.lines = use_logs(udp)
+        app.ctx.lines = use_logs(settings.log_udp)
     if REQUEST_HOOKS:
         app.on_request(run_request_hooks)
         app.on_response(run_response_hooks)
@@ -315,8 +344,8 @@ def main() -> None:
 
     try:
         app.run(
-            host=os.environ.get("HOST", "127.0.0.1"),
-            port=int(os.environ.get("PORT", "4000")),
+            host=settings.host,
+            port=settings.port,
             single_process=True,
             access_log=False,
             debug=False,

@@ -23,11 +23,17 @@ Environment:
 - `PORT`: port to listen on (default `3000`).
 - `TARGET`: base URL of recipe-api (default `http://127.0.0.1:4000`).
 - `TARGET_TIMEOUT`: seconds to wait for recipe-api, per call (default `2`).
-- `STATSD`: `host:port` of the StatsD daemon (default `127.0.0.1:8125`).
-- `HEALTH_INTERVAL`: seconds between process gauges (default `10`).
+- `STATSD`: `host:port` of the StatsD daemon, resolved once at start (default
+  `127.0.0.1:8125`).
+- `HEALTH_INTERVAL`: seconds between process gauges, 0.1 to 3600 (default `10`).
 
-A bad setting stops it at start-up with a message and exit code 2. A StatsD
-daemon that is down costs nothing: UDP datagrams to nobody are dropped.
+A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`,
+`STATSD=8125`, `HEALTH_INTERVAL=0`) stops it at start with exit code 2 and
+one line naming the variable and what it accepts. A StatsD daemon that is
+down costs nothing: UDP datagrams to nobody are dropped. When recipe-api
+fails, web-api answers 502 with a JSON error at once; an unknown route
+answers 404 and a wrong method 405, each with a JSON error body; no route
+accepts a body.
 Metric names never contain anything a client sent: routes are templates,
 methods outside a fixed set are `other`.
 """
@@ -37,20 +43,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sys
 import time
+from typing import Annotated
 
 import httpx
 import orjson
 import psutil
 import statsd
+from pydantic import Field, HttpUrl, PositiveFloat, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
-
-TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
 
 app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -59,23 +66,44 @@ app.config.MOTD = False
 
 
 # --8<-- [start:settings]
-def statsd_address(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"STATSD={value!r} is not host:port")
-    return host, int(port)
+class Settings(BaseSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET..., STATSD, HEALTH_INTERVAL."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: HttpUrl = HttpUrl("http://127.0.0.1:4000")
+    target_timeout: PositiveFloat = 2.0
+    # host:port, resolved to (address, port); NoDecode: the text is not JSON.
+    statsd: Annotated[tuple[str, int], NoDecode] = ("127.0.0.1", 8125)
+    health_interval: float = Field(10.0, ge=0.1, le=3600)
+
+    @field_validator("statsd", mode="before")
+    @classmethod
+    def udp_address(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:8125")
+        try:  # resolved once, here; each metric is then one sendto()
+            info = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)
+        except socket.gaierror as error:
+            raise ValueError(f"cannot resolve {host!r} ({error.strerror})") from None
+        return info[0][4][0], int(port)
 
 
-def interval(value: str) -> float:
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
     try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not 0.1 <= seconds <= 3600:
-        raise ValueError(f"HEALTH_INTERVAL={value!r} is not a number of seconds from 0.1 to 3600")
-    return seconds
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
+settings = load_settings()
 # --8<-- [end:settings]
 
 
@@ -134,7 +162,7 @@ async def index(request: Request) -> HTTPResponse:
         response.raise_for_status()
         producer_data = response.json()
     except httpx.TimeoutException:
-        return failed_call(started, f"no answer within {TARGET_TIMEOUT:g}s")
+        return failed_call(started, f"no answer within {settings.target_timeout:g}s")
     except httpx.HTTPStatusError as error:
         return failed_call(started, f"answered {error.response.status_code}")
     except httpx.TransportError as error:  # refused, reset, DNS...
@@ -191,8 +219,10 @@ async def send_process_gauges(every: float) -> None:
 
 @app.before_server_start
 async def start(app: Sanic) -> None:
-    app.ctx.recipes = httpx.AsyncClient(base_url=TARGET, timeout=TARGET_TIMEOUT)
-    app.add_task(send_process_gauges(app.ctx.health_interval), name="process-gauges")
+    app.ctx.recipes = httpx.AsyncClient(
+        base_url=str(settings.target), timeout=settings.target_timeout
+    )
+    app.add_task(send_process_gauges(settings.health_interval), name="process-gauges")
 
 
 @app.after_server_stop
@@ -203,22 +233,12 @@ async def stop(app: Sanic) -> None:
 
 # --8<-- [start:main]
 def main() -> None:
-    address = os.environ.get("STATSD", "127.0.0.1:8125")
-    try:
-        host, port = statsd_address(address)
-        app.ctx.health_interval = interval(os.environ.get("HEALTH_INTERVAL", "10"))
-        # The address is resolved once, here; each metric is then one sendto().
-        app.ctx.statsd = statsd.StatsClient(host, port, prefix="web-api")
-    except ValueError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as error:
-        print(f"configuration error: STATSD={address!r}: cannot resolve ({error})", file=sys.stderr)
-        sys.exit(2)
+    host, port = settings.statsd  # an address already resolved: nothing to look up
+    app.ctx.statsd = statsd.StatsClient(host, port, prefix="web-api")
     app.ctx.connections = 0
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

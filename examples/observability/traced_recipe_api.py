@@ -18,10 +18,13 @@ Environment:
   `http://127.0.0.1:9411/api/v2/spans`).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1 (default `1`).
 
-A bad setting stops it at start-up with a message and exit code 2. Bad
-input never takes it down: an unknown id answers 404, an id outside
-1..2**31-1 answers 400, malformed trace headers are ignored (a new trace
-starts), and a Zipkin that is down or stuck delays no request.
+A bad setting (`PORT=abc`, `TRACE_SAMPLE=all`, `ZIPKIN=127.0.0.1:9411`) stops
+it at start with exit code 2 and one line naming the variable and what it
+accepts. Bad input
+never takes it down: an unknown id answers 404, an id outside 1..2**31-1
+answers 400, an unknown route 404 and a wrong method 405, each with a JSON
+error body (no route accepts a body); malformed trace headers are ignored (a
+new trace starts), and a Zipkin that is down or stuck delays no request.
 """
 
 from __future__ import annotations
@@ -31,11 +34,36 @@ import sys
 
 import orjson
 import tracing
+from pydantic import Field, ValidationError
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.exceptions import BadRequest, NotFound
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
+
+
+# --8<-- [start:settings]
+class Settings(tracing.TraceSettings):
+    """Read once at start from the environment: HOST, PORT, ZIPKIN, TRACE_SAMPLE."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
+
 
 MAX_ID = 2**31 - 1
 RECIPES = {42: {"id": 42, "name": "Chicken Tikka Masala", "steps": "Throw it in a pot..."}}
@@ -63,15 +91,10 @@ async def health(request: Request) -> HTTPResponse:
 
 # --8<-- [start:main]
 def main() -> None:
-    try:
-        settings = tracing.settings_from(os.environ)
-    except ValueError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        sys.exit(2)
     tracing.instrument(app, tracing.make_provider("recipe-api", settings))
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

@@ -20,8 +20,14 @@ Environment:
   `http://127.0.0.1:9411/api/v2/spans`).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1 (default `1`).
 
+A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`,
+`TRACE_SAMPLE=all`, `ZIPKIN=127.0.0.1:9411`) stops it at start with exit code 2
+and one line naming the variable and what it accepts.
+
 When recipe-api is down, times out or answers something unusable, web-api
 answers 502 with a JSON error at once, and the trace shows where it failed.
+An unknown route answers 404 and a wrong method 405, each with a JSON error
+body; no route accepts a body.
 """
 
 from __future__ import annotations
@@ -32,13 +38,36 @@ import sys
 import httpx
 import orjson
 import tracing
+from pydantic import Field, HttpUrl, PositiveFloat, ValidationError
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-TARGET = os.environ.get("TARGET", "http://127.0.0.1:4000")
-TARGET_TIMEOUT = float(os.environ.get("TARGET_TIMEOUT", "2"))
+
+# --8<-- [start:settings]
+class Settings(tracing.TraceSettings):
+    """Read once at start from the environment: HOST, PORT, TARGET..., ZIPKIN, TRACE_SAMPLE."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    target: HttpUrl = HttpUrl("http://127.0.0.1:4000")
+    target_timeout: PositiveFloat = 2.0
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+# --8<-- [end:settings]
 
 app = Sanic("web-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -49,7 +78,9 @@ app.config.MOTD = False
 # --8<-- [start:client]
 @app.before_server_start
 async def open_client(app: Sanic) -> None:
-    app.ctx.recipes = httpx.AsyncClient(base_url=TARGET, timeout=TARGET_TIMEOUT)
+    app.ctx.recipes = httpx.AsyncClient(
+        base_url=str(settings.target), timeout=settings.target_timeout
+    )
     # Each call through this client gets a client span and carries the trace headers.
     tracing.instrument_client(app.ctx.recipes, app.ctx.tracer_provider)
 
@@ -73,7 +104,7 @@ async def index(request: Request) -> HTTPResponse:
         response.raise_for_status()
         producer_data = response.json()
     except httpx.TimeoutException:
-        return bad_gateway(f"no answer within {TARGET_TIMEOUT:g}s")
+        return bad_gateway(f"no answer within {settings.target_timeout:g}s")
     except httpx.HTTPStatusError as error:
         return bad_gateway(f"answered {error.response.status_code}")
     except httpx.TransportError as error:  # refused, reset, DNS...
@@ -89,16 +120,11 @@ async def health(request: Request) -> HTTPResponse:
 
 
 def main() -> None:
-    try:
-        settings = tracing.settings_from(os.environ)
-    except ValueError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        sys.exit(2)
     app.ctx.tracer_provider = tracing.make_provider("web-api", settings)
     tracing.instrument(app, app.ctx.tracer_provider)
     app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "3000")),
+        host=settings.host,
+        port=settings.port,
         single_process=True,
         access_log=False,
         debug=False,

@@ -7,12 +7,16 @@ trace from W3C `traceparent` or B3 headers, passes the trace on in both
 formats on outgoing httpx calls, and exports finished spans as Zipkin v2 JSON
 from a background thread.
 
-Environment (read by `settings_from`):
+Environment (the fields of `TraceSettings`, which each traced service's own
+`Settings` class extends, so they are checked with its other settings):
 
-- `ZIPKIN`: the Zipkin v2 spans endpoint (default
+- `ZIPKIN`: the Zipkin v2 spans endpoint, an http(s) URL (default
   `http://127.0.0.1:9411/api/v2/spans`, where Zipkin listens).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1; a trace the
   caller started follows the caller's decision (default `1`, every trace).
+
+A bad value stops the service that imports it at start with exit code 2 and
+one line naming the variable.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import httpx
 from opentelemetry import context, propagate, trace
@@ -35,30 +38,19 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import Field, HttpUrl
+from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
 
 # --8<-- [start:settings]
-@dataclass(frozen=True)
-class TraceSettings:
-    zipkin: str
-    sample: float
+class TraceSettings(BaseSettings):
+    """ZIPKIN and TRACE_SAMPLE: a traced service's Settings class extends this one, so a
+    bad value stops it at start like any of its settings (exit code 2, one line)."""
 
-
-def settings_from(environ: Mapping[str, str]) -> TraceSettings:
-    """ZIPKIN and TRACE_SAMPLE, checked: a bad value is a ValueError at start-up."""
-    zipkin = environ.get("ZIPKIN", "http://127.0.0.1:9411/api/v2/spans")
-    if not zipkin.startswith(("http://", "https://")):
-        raise ValueError(f"ZIPKIN={zipkin!r} is not an http(s) URL")
-    value = environ.get("TRACE_SAMPLE", "1")
-    try:
-        sample = float(value)
-    except ValueError:
-        sample = -1.0
-    if not 0.0 <= sample <= 1.0:
-        raise ValueError(f"TRACE_SAMPLE={value!r} is not a number from 0 to 1")
-    return TraceSettings(zipkin, sample)
+    zipkin: HttpUrl = HttpUrl("http://127.0.0.1:9411/api/v2/spans")
+    trace_sample: float = Field(1.0, ge=0, le=1)  # the share of new traces kept
 
 
 # --8<-- [end:settings]
@@ -111,11 +103,11 @@ def make_provider(service: str, settings: TraceSettings) -> TracerProvider:
         resource=Resource.create({"service.name": service}),
         # Follow the caller's decision; a trace that starts here is kept with probability
         # `sample`. A span not kept is a no-op object: no attributes, no export.
-        sampler=ParentBased(TraceIdRatioBased(settings.sample)),
+        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample)),
     )
     # A background thread batches finished spans and posts them every few seconds
     # (OTEL_BSP_SCHEDULE_DELAY, 5000 ms by default): a request never waits on Zipkin.
-    exporter = CountingExporter(endpoint=settings.zipkin, timeout=2)
+    exporter = CountingExporter(endpoint=str(settings.zipkin), timeout=2)
     provider.add_span_processor(StoppingBatchSpanProcessor(exporter))
     propagate.set_global_textmap(PROPAGATOR)  # what instrumented httpx clients inject
     return provider

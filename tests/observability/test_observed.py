@@ -171,13 +171,19 @@ def test_none_means_no_signal_at_all(run_example, log_socket, zipkin) -> None:
     [
         (
             {"TELEMETRY": "logs,tracing"},
-            "configuration error: TELEMETRY='logs,tracing': use 'none' or a comma-separated "
-            "list of logs, metrics, traces",
+            "configuration error: TELEMETRY: Value error, use 'none' or a comma-separated "
+            "list of logs, metrics, traces\n",
         ),
-        ({"TELEMETRY": ""}, "TELEMETRY=''"),
-        ({"LOG_UDP": "localhost"}, "LOG_UDP='localhost' is not host:port"),
-        ({"TRACE_SAMPLE": "10%"}, "TRACE_SAMPLE='10%' is not a number from 0 to 1"),
-        ({"TRACE_SAMPLE": "1.5"}, "TRACE_SAMPLE='1.5' is not a number from 0 to 1"),
+        ({"TELEMETRY": ""}, "configuration error: TELEMETRY: Value error, use 'none'"),
+        ({"LOG_UDP": "localhost"}, "configuration error: LOG_UDP: Value error, expected host:port"),
+        (
+            {"TRACE_SAMPLE": "10%"},
+            "configuration error: TRACE_SAMPLE: Input should be a valid number",
+        ),
+        (
+            {"TRACE_SAMPLE": "1.5"},
+            "configuration error: TRACE_SAMPLE: Input should be less than or equal to 1",
+        ),
     ],
 )
 def test_bad_settings_stop_it_at_start_up(env: dict[str, str], message: str) -> None:
