@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import signal
 import socket
 import threading
 import zlib
@@ -363,10 +362,6 @@ def test_unknown_route_404_wrong_method_405(producer: RunningExample) -> None:
     assert httpx.get(f"{producer.url}/nope").status_code == 404
     assert httpx.delete(f"{producer.url}/recipes").status_code == 405
     assert httpx.post(f"{producer.url}/recipes/stream", content=b"[]").status_code == 405
-
-
-def test_sigint_stops_cleanly(run_example) -> None:
-    assert run_example(PRODUCER).stop(signal.SIGINT) == 0
 
 
 # --- the sizes table -------------------------------------------------------------

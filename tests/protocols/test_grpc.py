@@ -296,10 +296,6 @@ def test_sigterm_reports_not_serving_and_lets_a_call_in_flight_finish(
     assert producer.stop() == 0
 
 
-def test_sigint_stops_the_producer_cleanly(grpc_stubs: SimpleNamespace, run_example) -> None:
-    assert start_producer(run_example).stop(signal.SIGINT) == 0
-
-
 # --- the consumer, over HTTP --------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from kit import sysdeps
 from kit.examples import RunningExample, assert_output_is_shown, run_program
-from kit.process import LOOPBACK, ROOT, connections_to, free_port, raw_exchange
+from kit.process import LOOPBACK, ROOT, connections_to, free_port
 from kit.snippets import example_command, run_script
 
 WIRE = "protocols/http_wire.py"
@@ -541,39 +541,6 @@ def test_consumer_finishes_in_flight_requests_on_sigterm(run_example, fake_upstr
     assert consumer.stop(signal.SIGTERM) == 0
     request.join()
     assert result["r"].status_code == 200
-
-
-# --- malformed HTTP, on both services ------------------------------------------
-
-
-MALFORMED_REQUESTS = {
-    "garbage": b"\x00\x01\x02 not http at all\r\n\r\n",
-    "bad request line": b"GET\r\n\r\n",
-    "bad header": b"GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
-    "huge header": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
-    "bad chunked body": (
-        b"POST /recipes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
-    ),
-    "body longer than declared": (
-        b"POST /recipes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 100000\r\n\r\n{}"
-    ),
-}
-
-
-@pytest.mark.parametrize("example", [PRODUCER, CONSUMER])
-def test_malformed_http_gets_4xx_and_the_service_survives(run_example, example: str) -> None:
-    service = run_example(example)
-    for name, payload in MALFORMED_REQUESTS.items():
-        status_line = raw_exchange(service.port, payload).split(b"\r\n", 1)[0]
-        assert status_line[:10] in (b"HTTP/1.1 4", b""), f"{name}: {status_line!r}"
-        assert service.alive(), f"{name} took {example} down"
-    assert httpx.get(f"{service.url}/health").json() == {"status": "ok"}
-
-
-def test_sigint_stops_the_producer_cleanly(run_example) -> None:
-    assert run_example(PRODUCER).stop(signal.SIGINT) == 0
 
 
 # --- the dangers of serializing objects ---------------------------------------
