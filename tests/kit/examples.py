@@ -9,13 +9,18 @@ with SIGTERM and requires exit code 0: the example contract's clean stop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from kit import sysdeps
 from kit.process import (
     LOOPBACK,
     ROOT,
@@ -26,7 +31,43 @@ from kit.process import (
     http_ok,
     port_open,
 )
-from kit.snippets import example_command
+from kit.snippets import example_command, install_line
+
+EXTRAS = Path(tempfile.gettempdir()) / "distributed-python-extras"
+
+
+def extra_packages(example: str) -> dict[str, str]:
+    """The environment that adds what the example's `pip install` line asks for.
+
+    Installed once per machine (under a lock) into a directory of its own, without
+    dependencies: those are the test environment's, so the example runs with the same
+    sanic as every other. Only that example's processes get it on PYTHONPATH; the
+    shared environment stays as readers of the other examples have it.
+    """
+    requirements = install_line(example)
+    if not requirements:
+        return {}
+    key = hashlib.sha256(" ".join([sys.executable, *requirements]).encode()).hexdigest()[:16]
+    target = EXTRAS / key
+    with sysdeps.machine_lock("extras"):
+        if not (target / ".done").exists():
+            uv = shutil.which("uv") or str(ROOT / ".venv-nox" / "bin" / "uv")
+            shutil.rmtree(target, ignore_errors=True)
+            result = subprocess.run(
+                [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable,
+                 "--target", str(target), *requirements],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise StartupError(f"installing {requirements} failed:\n{result.stderr}")
+            (target / ".done").touch()
+    return {"PYTHONPATH": str(target)}
+
+
+def command_for(example: str) -> tuple[dict[str, str], list[str]]:
+    """The run line's environment and argv, plus what its `pip install` line adds."""
+    line_env, argv = example_command(example)
+    return {**extra_packages(example), **line_env}, argv
 
 
 class RunningExample(Process):
@@ -80,7 +121,7 @@ def start_example(
     (TARGET, REDIS_URL...). `ready` is an HTTP path that must answer 2xx, "port" to
     wait until the port accepts connections, a callable, or "" not to wait.
     """
-    line_env, argv = example_command(example)
+    line_env, argv = command_for(example)
     port = port or free_port()
     child_env = {**line_env, "HOST": LOOPBACK, "PORT": str(port), **(env or {})}
     running = RunningExample(example, port, log_dir, argv=[*argv, *(args or [])], env=child_env)
@@ -101,7 +142,7 @@ def run_program(
 
     It must exit with code 0 and write nothing to stderr.
     """
-    line_env, argv = example_command(example)
+    line_env, argv = command_for(example)
     result = subprocess.run(
         [*argv, *args],
         cwd=ROOT,
@@ -118,10 +159,11 @@ def run_program(
 
 def refused_settings(example: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Start `examples/<example>` with settings that must stop it before it binds its port."""
+    line_env, argv = command_for(example)
     return subprocess.run(
-        example_command(example)[1],
+        argv,
         cwd=ROOT,
-        env={**os.environ, "PORT": "1", **env},  # port 1: it must fail before binding
+        env={**os.environ, **line_env, "PORT": str(free_port()), **env},
         capture_output=True,
         text=True,
         timeout=30,

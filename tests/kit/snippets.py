@@ -77,6 +77,15 @@ def run_line(example: str) -> str:
     )
 
 
+def install_line(example: str) -> list[str]:
+    """The requirements of a `pip install ...` line in the docstring (an example that
+    needs a package the shared examples group leaves out), or []."""
+    for line in docstring(example).splitlines():
+        if line.strip().startswith("pip install "):
+            return split(line)[1][2:]
+    return []
+
+
 def example_command(example: str) -> tuple[dict[str, str], list[str]]:
     """The run line split, with `python` replaced by this interpreter."""
     env, argv = split(run_line(example))

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import httpx
 import psutil
@@ -28,9 +25,10 @@ from kit.examples import (
     StartExample,
     assert_output_is_shown,
     assert_refuses_to_start,
+    extra_packages,
 )
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from kit.snippets import command, docstring
+from kit.snippets import command, install_line
 
 SERVICE = "scaling/fibonacci_service.py"
 CLUSTER = "scaling/fibonacci_cluster.py"
@@ -255,46 +253,14 @@ FAST_MONITOR = {
 }
 
 
-def pip_install_line() -> list[str]:
-    """The requirements of the page's `pip install` line, which the docstring gives too."""
+@pytest.fixture(scope="module")
+def sanic_ext() -> dict[str, str]:
+    """The environment that adds sanic-ext, as the page's `pip install` line asks (the
+    kit installs an example's docstring install line for its processes only)."""
     _, argv = command(INSTALL_SANIC_EXT)
     assert argv[:2] == ["pip", "install"], argv
-    assert shlex.join(argv) in docstring(MONITORED), "the docstring's install line differs"
-    return argv[2:]
-
-
-def find_uv() -> str:
-    uv = shutil.which("uv") or str(ROOT / ".venv-nox" / "bin" / "uv")
-    assert Path(uv).exists(), "uv is needed to install sanic-ext for the test: run ./nox once"
-    return uv
-
-
-@pytest.fixture(scope="module")
-def sanic_ext(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment that adds sanic-ext to an example's Python, as `pip install` would.
-
-    Only sanic-ext itself goes into the directory: its dependencies (sanic, pyyaml)
-    are those of the test environment, so the example runs with the same sanic.
-    """
-    target = tmp_path_factory.mktemp("sanic-ext")
-    requirements = pip_install_line()
-    subprocess.run(
-        [
-            find_uv(),
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--python",
-            sys.executable,
-            "--target",
-            str(target),
-            *requirements,
-        ],
-        check=True,
-        timeout=120,
-    )
-    env = {"PYTHONPATH": str(target)}
+    assert install_line(MONITORED) == argv[2:], "the docstring's install line differs"
+    env = extra_packages(MONITORED)
     probe = subprocess.run(
         [sys.executable, "-c", "import sanic_ext; print(sanic_ext.__version__)"],
         env={**os.environ, **env},
@@ -303,13 +269,13 @@ def sanic_ext(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         check=False,
     )
     assert probe.returncode == 0, probe.stderr
-    assert requirements == [f"sanic-ext=={probe.stdout.strip()}"]
+    assert argv[2:] == [f"sanic-ext=={probe.stdout.strip()}"]
     return env
 
 
 @pytest.fixture(scope="module")
-def monitored(run_shared_example: StartExample, sanic_ext: dict[str, str]) -> RunningExample:
-    return run_shared_example(MONITORED, env={**sanic_ext, **FAST_MONITOR})
+def monitored(run_shared_example: StartExample) -> RunningExample:
+    return run_shared_example(MONITORED, env=FAST_MONITOR)  # the kit adds sanic-ext
 
 
 def test_the_health_monitor_adds_nothing_else_of_sanic_ext(monitored: RunningExample) -> None:
