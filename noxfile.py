@@ -36,8 +36,13 @@ def install_group(session: nox.Session, group: str) -> None:
     --locked fails when uv.lock is out of step with pyproject.toml, instead of
     quietly resolving again: run `./nox -s lock` (or `uv lock`) and commit the result.
     """
+    # --compile-bytecode: every example and daemon the tests start is a new Python
+    # process; without .pyc files (uv writes none by default, and PYTHONDONTWRITEBYTECODE
+    # keeps Python from writing them) each one compiles sanic, pydantic... anew:
+    # 0.75 s instead of 0.3 s per start, over a thousand starts a run.
     session.run_install(
-        *("uv", "sync", "--locked", "--no-install-project", "--only-group", group),
+        *("uv", "sync", "--locked", "--no-install-project", "--compile-bytecode"),
+        *("--only-group", group),
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         external=True,
     )

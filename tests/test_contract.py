@@ -218,6 +218,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def start_env(
     service: Service, request: pytest.FixtureRequest, *, live: bool = True
 ) -> dict[str, str]:
+    # (live Redis: one per module, so a service started once serves several checks)
     """Valid values for whatever the service needs: certificates, databases, an
     upstream where nothing listens, collectors on ports nobody reads. With
     `live=False` the databases are addresses nobody listens on (never contacted)."""
@@ -240,7 +241,7 @@ def start_env(
         )
     if "REDIS_URL" in names:
         env["REDIS_URL"] = (
-            request.getfixturevalue("redis_server").url
+            request.getfixturevalue("module_redis_server").url
             if live
             else f"redis://{LOOPBACK}:{free_port()}/0"
         )
@@ -343,34 +344,51 @@ def every_worker_answers(service: Service, url: str) -> Callable[[], bool]:
     return ready
 
 
+def launch(start_example, request: pytest.FixtureRequest, service: Service) -> Started:
+    """Start the service with its run line, ready as its kind says it is."""
+    env = start_env(service, request)
+    context = client_context(service, request.getfixturevalue("certs")) if service.tls else None
+    port: int | None = None
+    if service.grpc_server:
+        ready: object = "port"
+    elif context is not None:
+        port = free_port()
+        url = f"https://localhost:{port}/health"
+
+        def ready() -> bool:
+            try:
+                return httpx.get(url, verify=context, timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+    elif "WORKERS" in service.variables:
+        port = free_port()
+        ready = every_worker_answers(service, f"http://{LOOPBACK}:{port}")
+    else:
+        ready = "/health"
+    return Started(
+        service, start_example(service.example, env=env, ready=ready, port=port), context
+    )
+
+
 @pytest.fixture
 def start(run_example, request: pytest.FixtureRequest) -> Callable[[Service], Started]:
-    def start(service: Service) -> Started:
-        env = start_env(service, request)
-        context = client_context(service, request.getfixturevalue("certs")) if service.tls else None
-        port: int | None = None
-        if service.grpc_server:
-            ready: object = "port"
-        elif context is not None:
-            port = free_port()
-            env["PORT"] = str(port)
-            url = f"https://localhost:{port}/health"
+    """A fresh start of a service, for this test alone."""
+    return lambda service: launch(run_example, request, service)
 
-            def ready() -> bool:
-                try:
-                    return httpx.get(url, verify=context, timeout=1).status_code == 200
-                except httpx.TransportError:
-                    return False
 
-        elif "WORKERS" in service.variables:
-            port = free_port()
-            ready = every_worker_answers(service, f"http://{LOOPBACK}:{port}")
-        else:
-            port, ready = None, "/health"
-        running = run_example(service.example, env=env, ready=ready, port=port)
-        return Started(service, running, context)
+@pytest.fixture(scope="module")
+def running(run_shared_example, request: pytest.FixtureRequest) -> Callable[[Service], Started]:
+    """The service started once for the module: the checks that leave it serving share it
+    (process starts are most of this module's time), and the SIGTERM check ends it."""
+    started: dict[str, Started] = {}
 
-    return start
+    def get(service: Service) -> Started:
+        if service.example not in started or not started[service.example].running.alive():
+            started[service.example] = launch(run_shared_example, request, service)
+        return started[service.example]
+
+    return get
 
 
 # --- HTTP: health and hostile requests ----------------------------------------------
@@ -410,8 +428,8 @@ def hostile_requests(service: Service) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("service", HTTP_SERVICES, ids=str)
-def test_health_and_hostile_requests(start, service: Service) -> None:
-    started = start(service)
+def test_health_and_hostile_requests(running, service: Service) -> None:
+    started = running(service)
     assert started.healthy()
     for name, payload in hostile_requests(service).items():
         answer = started.exchange(payload)
@@ -450,8 +468,8 @@ def test_health_and_hostile_requests(start, service: Service) -> None:
 
 
 @pytest.mark.parametrize("service", CONSUMERS, ids=str)
-def test_a_consumer_answers_502_or_504_when_its_upstream_is_down(start, service: Service) -> None:
-    started = start(service)
+def test_a_consumer_answers_502_or_504_when_its_upstream_is_down(running, service: Service) -> None:
+    started = running(service)
     calls_upstream = next(p for p in service.get_routes if p != "/health")
     path = re.sub(r"<[^>]+>", "42", calls_upstream)
     with started.client() as client:
@@ -467,11 +485,15 @@ def test_a_consumer_answers_502_or_504_when_its_upstream_is_down(start, service:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("service", HTTP_SERVICES, ids=str)
-def test_a_signal_stops_it_after_the_request_in_flight(start, service: Service, sig) -> None:
+def test_a_signal_stops_it_after_the_request_in_flight(
+    start, running, service: Service, sig
+) -> None:
     """Two requests in one write: once the first is answered, the second has been read
     by the server (it parsed both from one buffer), so it is in flight when the signal
-    arrives, and it must still be answered in full before exit code 0."""
-    started = start(service)
+    arrives, and it must still be answered in full before exit code 0. SIGTERM ends the
+    instance the other checks used (it has served hostile requests: it must still stop
+    cleanly); SIGINT, a fresh one."""
+    started = running(service) if sig == signal.SIGTERM else start(service)
     request = b"GET /health HTTP/1.1\r\n" + H + b"\r\n"
     with started.connect() as sock:
         sock.sendall(request + request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
@@ -498,11 +520,11 @@ def exit_code(running: RunningExample) -> int:
 
 
 @pytest.mark.parametrize("service", GRPC_SERVICES, ids=str)
-def test_grpc_health_and_invalid_argument(start, service: Service) -> None:
+def test_grpc_health_and_invalid_argument(running, service: Service) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    started = start(service)
+    started = running(service)
     with grpc.insecure_channel(f"{LOOPBACK}:{started.running.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
@@ -536,12 +558,14 @@ def grpc_methods(service: Service) -> dict[str, bool]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("service", GRPC_SERVICES, ids=str)
-def test_a_signal_stops_a_grpc_service_after_the_call_in_flight(start, service, sig) -> None:
+def test_a_signal_stops_a_grpc_service_after_the_call_in_flight(
+    start, running, service, sig
+) -> None:
     """A server-streaming call that has sent its first message is in flight: after the
     signal it must still end with OK and every message, then the process exits with 0."""
     import grpc
 
-    started = start(service)
+    started = running(service) if sig == signal.SIGTERM else start(service)
     streaming = [path for path, streams in grpc_methods(service).items() if streams]
     with grpc.insecure_channel(f"{LOOPBACK}:{started.running.port}") as channel:
         stream = channel.unary_stream(streaming[0])(b"", timeout=15)  # an empty request

@@ -54,8 +54,8 @@ def extra_packages(example: str) -> dict[str, str]:
             uv = shutil.which("uv") or str(ROOT / ".venv-nox" / "bin" / "uv")
             shutil.rmtree(target, ignore_errors=True)
             result = subprocess.run(
-                [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable,
-                 "--target", str(target), *requirements],
+                [uv, "pip", "install", "--quiet", "--no-deps", "--compile-bytecode",
+                 "--python", sys.executable, "--target", str(target), *requirements],
                 capture_output=True, text=True, timeout=300, check=False,
             )  # fmt: skip
             if result.returncode != 0:
