@@ -1,8 +1,8 @@
 """Alerting: the rules proven by promtool, then a real Prometheus, Alertmanager and receiver.
 
 The live test runs the commands of snippets/observability/alerting_run.sh on
-free ports, with the waits shortened (scrapes every second, evaluation, `for:`
-and Alertmanager's group waits half a second) so that an alert
+free ports, with the waits shortened (scrapes every second; evaluation, `for:`
+and Alertmanager's group waits 250 ms) so that an alert
 fires and resolves within seconds. The committed `for:` values are what
 `promtool test rules` checks.
 """
@@ -189,7 +189,7 @@ def test_the_receiver_refuses_a_bad_keep() -> None:
 # --- the live pipeline --------------------------------------------------------
 
 
-QUICK = "500ms"  # rule evaluation, for:, Alertmanager's waits: instead of minutes
+QUICK = "250ms"  # rule evaluation, for:, Alertmanager's waits: instead of minutes
 
 
 def shorten_waits(directory: Path) -> None:
@@ -237,7 +237,7 @@ def test_health_failing_fires_then_resolves(
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "SUCCESS" in checked.stdout + checked.stderr
 
-    # Prometheus resends firing alerts every half second instead of every minute.
+    # Prometheus resends firing alerts every 250 ms instead of every minute.
     services = [
         start_daemon("blackbox", split(blackbox)[1], ports["9115"], tmp_path),
         start_daemon("alertmanager", split(manager)[1], ports["9093"], tmp_path),
@@ -277,17 +277,18 @@ def test_health_failing_fires_then_resolves(
                 for r in answer.json()["data"]["result"]
             }
 
+        # Real traffic for the other two rules, 404s included: their recorded
+        # series exist for the real metric names, and stay under the thresholds.
+        # The first request creates the route's series; a rate counts only what
+        # happens after Prometheus first saw them, so wait for that scrape first
+        # (it comes with the first health probe).
+        httpx.get(f"{metrics.url}/recipes/42")
         health_url = f"http://{LOOPBACK}:{health.port}/health"
         wait_until(
             lambda: query("probe_success") == {f"{health_url},recipe-api-health": 1.0},
             20,
             "a successful health probe",
         )
-        # Real traffic for the other two rules, 404s included: their recorded
-        # series exist for the real metric names, and stay under the thresholds.
-        # The first request creates the route's series; a rate counts only what
-        # happens after Prometheus first saw them, so wait for that scrape first.
-        httpx.get(f"{metrics.url}/recipes/42")
         wait_until(
             lambda: query('http_responses_total{route="/recipes/<recipe_id:int>"}'),
             20,
