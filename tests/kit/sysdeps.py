@@ -42,10 +42,14 @@ DEBIAN_PACKAGES = {
     "docker-compose": "docker-compose",
     "curl": "curl",
     "openssl": "openssl",
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
+    "dnsname": "golang-github-containernetworking-plugin-dnsname",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
-EXTRA_DIRS = ["/usr/lib/postgresql/*/bin"]
+EXTRA_DIRS = ["/usr/lib/postgresql/*/bin", "/usr/lib/cni"]  # CNI plugins are off PATH too
 
 _lock = threading.Lock()
 _apt_updated = False

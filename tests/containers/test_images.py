@@ -1,0 +1,228 @@
+"""The images of recipe-api and web-api, as docs/containers/images.md builds and runs them.
+
+Built with podman from the committed Dockerfiles on the local Debian base (the page
+shows python:3.13-slim; the file is the same, `--build-arg BASE=` differs), then run
+with a port published on the host's loopback, on a network of their own, stopped
+with a request in flight, and given a bad setting. The build's secret (the machine's
+CA bundle, for pip behind this sandbox's TLS proxy) carries a marker line that must
+appear in no layer of the image.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import ssl
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kit.process import LOOPBACK, ROOT, free_port, wait_until
+from kit.services.podman import HOME, Podman
+
+RECIPE_API = "localhost/recipe-api:0.1.0"
+WEB_API = "localhost/web-api:0.1.0"
+SNIPPETS = "snippets/containers"
+MARKER = b"distributed-python build secret marker"
+
+
+@pytest.fixture(scope="module")
+def build_secret() -> Path:
+    """The CA bundle pip needs here, plus a marker line PEM readers skip."""
+    bundle = Path(ssl.get_default_verify_paths().openssl_cafile)
+    secret = HOME / "pip_cert.pem"
+    secret.write_bytes(bundle.read_bytes() + b"\n# " + MARKER + b"\n")
+    return secret
+
+
+@pytest.fixture(scope="module")
+def images(podman: Podman, build_secret: Path) -> dict[str, str]:
+    """Both images, built as the page builds them (cached layers make this seconds)."""
+    for dockerfile, tag in (("recipe_api.Dockerfile", RECIPE_API), ("web_api.Dockerfile", WEB_API)):
+        podman.build(f"{SNIPPETS}/{dockerfile}", tag, secrets={"pip_cert": build_secret})
+    return {"recipe-api": RECIPE_API, "web-api": WEB_API}
+
+
+def run_detached(podman: Podman, containers: list[str], image: str, *args: str) -> str:
+    name = podman.unique(image.split("/")[-1].split(":")[0])
+    containers.append(name)
+    podman.run("run", "-d", "--name", name, *args, image)
+    return name
+
+
+def published(podman: Podman, containers: list[str], image: str, port: int, *args: str):
+    """Run the image with its port published on 127.0.0.1 only; wait for /health."""
+    host_port = free_port()
+    name = run_detached(podman, containers, image, "-p", f"{LOOPBACK}:{host_port}:{port}", *args)
+    url = f"http://{LOOPBACK}:{host_port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, 30, f"{name} to answer /health")
+    return name, url
+
+
+def exit_code(podman: Podman, name: str) -> int:
+    return podman.inspect("container", name)["State"]["ExitCode"]
+
+
+# --- what the images are ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["recipe-api", "web-api"])
+def test_the_image_runs_python_as_pid_1_as_a_user_with_a_health_check(
+    podman: Podman, images: dict[str, str], service: str
+) -> None:
+    image = podman.inspect("image", images[service])
+    config = image["Config"]
+    assert config["User"] == "10001"  # not root
+    assert config["Cmd"] == ["python3", f"{service.replace('-', '_')}.py"]  # exec form
+    assert config["StopSignal"] == "SIGTERM"
+    assert image["Healthcheck"]["Test"][0] == "CMD"  # kept: built in Docker format
+    assert any(variable.startswith("PATH=/venv/bin:") for variable in config["Env"])
+
+
+def test_the_release_stage_has_the_venv_and_the_program_only(
+    podman: Podman, images: dict[str, str]
+) -> None:
+    listing = podman.run("run", "--rm", RECIPE_API, "ls", "-A", "/app").stdout
+    assert listing.split() == ["recipe_api.py"]  # the program, alone
+    # The build stage's directory and its requirements file did not come along.
+    result = podman.run("run", "--rm", RECIPE_API, "ls", "/build", check=False)
+    assert result.returncode != 0
+
+
+# --- run, publish, reach ------------------------------------------------------------
+
+
+def test_recipe_api_serves_on_a_published_loopback_port(
+    podman: Podman, images: dict[str, str], containers: list[str]
+) -> None:
+    name, url = published(podman, containers, RECIPE_API, 4000)
+    answer = httpx.get(f"{url}/recipes/42")
+    assert answer.status_code == 200
+    assert answer.json()["recipe"]["name"] == "Chicken Tikka Masala"
+    # Inside its container it is process 1... (the pid in the answer)
+    assert answer.json()["producer_pid"] == 1
+    # ...and the image's HEALTHCHECK, run on demand (no systemd here to run its timer).
+    assert podman.run("healthcheck", "run", name).returncode == 0
+
+
+def test_web_api_reaches_recipe_api_by_name_on_a_network(
+    podman: Podman, images: dict[str, str], containers: list[str], network: str
+) -> None:
+    recipe = run_detached(podman, containers, RECIPE_API, "--network", network)
+    target = f"TARGET=http://{recipe}:4000"
+    _, url = published(podman, containers, WEB_API, 3000, "--network", network, "-e", target)
+
+    def answered() -> httpx.Response | None:
+        response = httpx.get(url, timeout=5)
+        return response if response.status_code == 200 else None
+
+    wait_until(answered, 30, "web-api to reach recipe-api by name")  # both just started
+    body = httpx.get(url, timeout=5).json()
+    assert body["producer_data"]["producer_pid"] == 1
+    assert body["producer_data"]["recipe"]["id"] == 42
+
+
+# --- stopping -----------------------------------------------------------------------
+
+H = b"Host: containers\r\n"
+
+
+def stop_with_a_request_in_flight(podman: Podman, name: str, url: str, grace: int) -> bytes:
+    """Two requests in one write; once the first is answered the second is in the
+    server's hands; then `podman stop` (SIGTERM, SIGKILL after `grace` seconds)."""
+    port = int(url.rsplit(":", 1)[1])
+    request = b"GET /health HTTP/1.1\r\n" + H + b"\r\n"
+    last = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    with socket.create_connection((LOOPBACK, port), timeout=20) as sock:
+        sock.sendall(request + last)
+        answer = sock.recv(65536)
+        podman.run("stop", "-t", str(grace), name, timeout=grace + 30)
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_sigterm_stops_it_with_exit_0_after_the_request_in_flight(
+    podman: Podman, images: dict[str, str], containers: list[str]
+) -> None:
+    name, url = published(podman, containers, RECIPE_API, 4000)
+    answer = stop_with_a_request_in_flight(podman, name, url, grace=10)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2, answer
+    assert exit_code(podman, name) == 0  # not 137: it stopped itself, no SIGKILL needed
+
+
+def test_the_shell_form_waits_out_the_grace_period_and_dies_by_sigkill(
+    podman: Podman, images: dict[str, str], containers: list[str]
+) -> None:
+    tag = "localhost/recipe-api:shell-form"
+    podman.run(
+        "build", "--pull=never", "--format", "docker", "--build-arg", f"IMAGE={RECIPE_API}",
+        "-f", f"{SNIPPETS}/shell_form.Dockerfile", "-t", tag, str(ROOT),
+    )  # fmt: skip
+    name, _ = published(podman, containers, tag, 4000)
+    top = podman.run("top", name, "pid", "args").stdout.splitlines()
+    assert top[1].split() == ["1", "/bin/sh", "-c", "python3", "recipe_api.py"]  # sh is PID 1
+    started = time.monotonic()
+    podman.run("stop", "-t", "1", name)
+    assert time.monotonic() - started >= 1  # the whole grace period...
+    assert exit_code(podman, name) == 137  # ...then SIGKILL (128 + 9)
+
+
+# --- settings and secrets -----------------------------------------------------------
+
+
+def test_a_bad_setting_stops_the_container_with_exit_2_and_one_line(
+    podman: Podman, images: dict[str, str], containers: list[str]
+) -> None:
+    name = podman.unique("recipe-api-bad")
+    containers.append(name)
+    result = podman.run("run", "--name", name, "-e", "PORT=abc", RECIPE_API, check=False)
+    assert result.returncode == 2
+    logs = podman.run("logs", name)
+    assert logs.stdout == ""
+    assert logs.stderr.splitlines() == [
+        "configuration error: PORT: Input should be a valid integer, unable to parse string "
+        "as an integer"
+    ]
+
+
+def layers(podman: Podman, image: str, directory: Path) -> Iterator[tuple[str, bytes]]:
+    """Every file of every layer of the saved image: (layer/path, content)."""
+    archive = directory / "image.tar"
+    podman.run("save", "--format", "docker-archive", "-o", str(archive), image)
+    with tarfile.open(archive) as outer:
+        for member in outer.getmembers():
+            data = outer.extractfile(member)
+            if data is None:
+                continue
+            content = data.read()
+            if member.name.endswith(".tar"):
+                with tarfile.open(fileobj=io.BytesIO(content)) as layer:
+                    for item in layer.getmembers():
+                        if item.isfile():  # links point at files listed on their own
+                            inner = layer.extractfile(item)
+                            assert inner is not None
+                            yield f"{member.name}/{item.name}", inner.read()
+            else:
+                yield member.name, content  # the image's config and manifest
+
+
+def test_the_build_secret_is_in_no_layer_and_not_in_the_history(
+    podman: Podman, images: dict[str, str], build_secret: Path, tmp_path: Path
+) -> None:
+    assert MARKER in build_secret.read_bytes()  # what the build was given
+    found = [name for name, content in layers(podman, RECIPE_API, tmp_path) if MARKER in content]
+    assert found == []
+    history = podman.run("history", "--no-trunc", RECIPE_API).stdout
+    assert "pip_cert" not in history.replace("id=pip_cert", "")  # only the mount's name
+    assert MARKER.decode() not in history
