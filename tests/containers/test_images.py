@@ -11,8 +11,11 @@ appear in no layer of the image.
 from __future__ import annotations
 
 import io
+import json
+import re
 import socket
 import ssl
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -20,8 +23,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kit.examples import assert_output_is_shown
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from kit.services.podman import HOME, Podman
+from kit.snippets import commands, split
 
 RECIPE_API = "localhost/recipe-api:0.1.0"
 WEB_API = "localhost/web-api:0.1.0"
@@ -40,9 +45,13 @@ def build_secret() -> Path:
 
 @pytest.fixture(scope="module")
 def images(podman: Podman, build_secret: Path) -> dict[str, str]:
-    """Both images, built as the page builds them (cached layers make this seconds)."""
-    for dockerfile, tag in (("recipe_api.Dockerfile", RECIPE_API), ("web_api.Dockerfile", WEB_API)):
-        podman.build(f"{SNIPPETS}/{dockerfile}", tag, secrets={"pip_cert": build_secret})
+    """Both images, built by the page's build.sh lines (cached layers make this seconds)."""
+    built = []
+    for line in commands(f"{SNIPPETS}/build.sh"):
+        argv = split(line)[1]
+        podman.build(argv, secrets={"pip_cert": build_secret})
+        built.append(argv[argv.index("-t") + 1])
+    assert built == ["recipe-api:0.1.0", "web-api:0.1.0"]
     return {"recipe-api": RECIPE_API, "web-api": WEB_API}
 
 
@@ -226,3 +235,41 @@ def test_the_build_secret_is_in_no_layer_and_not_in_the_history(
     history = podman.run("history", "--no-trunc", RECIPE_API).stdout
     assert "pip_cert" not in history.replace("id=pip_cert", "")  # only the mount's name
     assert MARKER.decode() not in history
+
+
+# --- the page's run script ----------------------------------------------------------
+
+
+def test_the_run_script_starts_the_pair_and_cleans_up(
+    podman: Podman, images: dict[str, str], containers: list[str]
+) -> None:
+    """run.sh as the page gives it, with the names and the host port made unique (the
+    tests run beside other work); its output is what the page shows."""
+    suffix = podman.unique("")
+    names = {"recipe": f"recipe{suffix}", "web": f"web{suffix}", "recipes": f"recipes{suffix}"}
+    containers += [names["recipe"], names["web"]]  # removed even if the script fails
+    port = free_port()
+
+    def local(line: str) -> str:
+        line = re.sub(r"\b(recipes|recipe|web)\b(?![-.:])", lambda m: names[m.group(1)], line)
+        line = line.replace("http://recipe:", f"http://{names['recipe']}:")
+        return line.replace("127.0.0.1:3000", f"{LOOPBACK}:{port}")
+
+    output = []
+    for line in commands(f"{SNIPPETS}/run.sh"):
+        argv = split(local(line))[1]
+        if argv[0] == "podman":
+            output.append(podman.run(*argv[1:]).stdout)
+        else:
+            output.append(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    shown = "".join(output)
+    for original, unique in names.items():
+        shown = shown.replace(unique, original)
+    shown = re.sub(r"\b[0-9a-f]{64}\b", "<container id>", shown)
+    assert_output_is_shown(shown, ROOT / SNIPPETS / "run.out")
+    body = json.loads(output[3])
+    assert body["consumer_pid"] == 1
+    assert body["producer_data"]["producer_pid"] == 1
+    ps = podman.run("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert names["recipe"] not in ps
+    assert names["web"] not in ps  # stopped and removed

@@ -79,12 +79,18 @@ class Podman:
         }
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 120, input: bytes | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        input: bytes | None = None,
+        cwd: Path = ROOT,
     ) -> subprocess.CompletedProcess[str]:
         import os
 
         result = subprocess.run(
             ["podman", *args],
+            cwd=cwd,
             env={**os.environ, **self.env},
             capture_output=True,
             text=input is None,
@@ -103,14 +109,15 @@ class Podman:
         return json.loads(self.run(kind, "inspect", name).stdout)[0]
 
     def build(
-        self, dockerfile: str, tag: str, *, secrets: dict[str, Path] | None = None, timeout=600
+        self, argv: list[str], *, secrets: dict[str, Path] | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        """`podman build -f <dockerfile> -t <tag> .` from the repository root, as the page
-        says, on the local base, in Docker format (the OCI format drops HEALTHCHECK)."""
-        args = ["build", "--pull=never", "--format", "docker", "--build-arg", f"BASE={BASE_IMAGE}"]
+        """A page's `podman build ...` line, run from the repository root on the local base
+        image (`--pull=never --build-arg BASE=...`), with the build secrets given."""
+        assert argv[:2] == ["podman", "build"], argv
+        extra = ["--pull=never", "--build-arg", f"BASE={BASE_IMAGE}"]
         for name, path in (secrets or {}).items():
-            args += ["--secret", f"id={name},src={path}"]
-        return self.run(*args, "-f", dockerfile, "-t", tag, str(ROOT), timeout=timeout)
+            extra += ["--secret", f"id={name},src={path}"]
+        return self.run("build", *extra, *argv[2:], timeout=timeout)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex[:8]}"
