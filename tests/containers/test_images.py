@@ -193,16 +193,22 @@ def test_the_shell_form_waits_out_the_grace_period_and_dies_by_sigkill(
 def test_a_bad_setting_stops_the_container_with_exit_2_and_one_line(
     podman: Podman, images: dict[str, str], containers: list[str]
 ) -> None:
-    name = podman.unique("recipe-api-bad")
+    """bad_setting.sh, its container named uniquely."""
+    name = podman.unique("bad")
     containers.append(name)
-    result = podman.run("run", "--name", name, "-e", "PORT=abc", RECIPE_API, check=False)
-    assert result.returncode == 2
-    logs = podman.run("logs", name)
-    assert logs.stdout == ""
-    assert logs.stderr.splitlines() == [
+    run, logs, remove = (
+        split(re.sub(r"\bbad\b", name, line))[1] for line in commands(f"{SNIPPETS}/bad_setting.sh")
+    )
+    assert run[:2] == ["podman", "run"]
+    assert podman.run(*run[1:], check=False).returncode == 2
+    printed = podman.run(*logs[1:])
+    assert printed.stdout == ""
+    assert printed.stderr.splitlines() == [
         "configuration error: PORT: Input should be a valid integer, unable to parse string "
         "as an integer"
     ]
+    podman.run(*remove[1:])
+    assert podman.run("container", "exists", name, check=False).returncode == 1
 
 
 def layers(podman: Podman, image: str, directory: Path) -> Iterator[tuple[str, bytes]]:
