@@ -27,6 +27,7 @@ BENCHMARKS = {
     "capacity": "bench.scaling.capacity",
     "telemetry_cost": "bench.observability.telemetry_cost",
     "statsd_graph": "bench.observability.statsd_graph",
+    "container_images": "bench.containers.images",
 }
 
 

@@ -279,3 +279,18 @@ def test_the_run_script_starts_the_pair_and_cleans_up(
     ps = podman.run("ps", "-a", "--format", "{{.Names}}").stdout.split()
     assert names["recipe"] not in ps
     assert names["web"] not in ps  # stopped and removed
+
+
+def test_the_one_stage_file_the_figures_compare_builds_and_serves(
+    podman: Podman, images: dict[str, str], build_secret: Path, containers: list[str]
+) -> None:
+    tag = "localhost/recipe-api:one-stage"
+    argv = ["podman", "build", "--format", "docker", "-f", f"{SNIPPETS}/single_stage.Dockerfile"]
+    podman.build([*argv, "-t", tag, "."], secrets={"pip_cert": build_secret})
+    _, url = published(podman, containers, tag, 4000)
+    assert httpx.get(f"{url}/recipes/42").status_code == 200
+    # What this file leaves in the image that the page's two stages do not:
+    assert podman.run("run", "--rm", tag, "ls", "/app").stdout.split() == [
+        "recipe_api.py",
+        "requirements.txt",
+    ]
