@@ -25,7 +25,7 @@ import httpx
 import pytest
 from kit.examples import assert_output_is_shown
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from kit.services.podman import HOME, Podman
+from kit.services.podman import BASE_IMAGE, HOME, Podman
 from kit.snippets import commands, split
 
 RECIPE_API = "localhost/recipe-api:0.1.0"
@@ -294,3 +294,29 @@ def test_the_one_stage_file_the_figures_compare_builds_and_serves(
         "recipe_api.py",
         "requirements.txt",
     ]
+
+
+# --- volumes ------------------------------------------------------------------------
+
+
+def test_a_container_loses_its_files_and_a_named_volume_keeps_them(podman: Podman) -> None:
+    """volumes.sh, on the local base image and with names of the test's own."""
+    suffix = podman.unique("")
+    names = {"scratch": f"scratch{suffix}", "notes": f"notes{suffix}"}
+
+    def local(line: str) -> list[str]:
+        line = line.replace("python:3.13-slim", BASE_IMAGE)
+        line = re.sub(r"\b(scratch|notes)\b", lambda m: names[m.group(1)], line)
+        return split(line)[1][1:]  # after "podman"
+
+    outputs = []
+    try:
+        for line in commands(f"{SNIPPETS}/volumes.sh"):
+            outputs.append(podman.run(*local(line)).stdout)
+    finally:
+        podman.run("rm", "-f", names["scratch"], check=False)
+        podman.run("volume", "rm", "-f", names["notes"], check=False)
+    listing, read = outputs[2], outputs[5]
+    assert listing == ""  # the new container has no /srv/note: it went with `scratch`
+    assert read == "hello"  # the volume kept it for the next container
+    assert podman.run("volume", "exists", names["notes"], check=False).returncode == 1
