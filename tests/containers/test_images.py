@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import secrets
 import socket
 import ssl
 import subprocess
@@ -23,15 +25,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kit.examples import assert_output_is_shown
+from kit.examples import assert_output_is_shown, run_program
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from kit.services.podman import BASE_IMAGE, HOME, Podman
+from kit.services.podman import BASE_IMAGE, HOME, Podman, Registry
 from kit.snippets import commands, split
 
 RECIPE_API = "localhost/recipe-api:0.1.0"
 WEB_API = "localhost/web-api:0.1.0"
 SNIPPETS = "snippets/containers"
 MARKER = b"distributed-python build secret marker"
+READER_DIR = "/tmp/recipe-registry"  # noqa: S108  (the reader's directory in the scripts)
 
 
 @pytest.fixture(scope="module")
@@ -320,3 +323,67 @@ def test_a_container_loses_its_files_and_a_named_volume_keeps_them(podman: Podma
     assert listing == ""  # the new container has no /srv/note: it went with `scratch`
     assert read == "hello"  # the volume kept it for the next container
     assert podman.run("volume", "exists", names["notes"], check=False).returncode == 1
+
+
+# --- a private registry -------------------------------------------------------------
+
+
+def test_push_remove_pull_run_through_a_private_registry_with_tls_and_a_password(
+    podman: Podman, images: dict[str, str], tmp_path: Path
+) -> None:
+    """registry_start.sh and registry_push.sh, with /tmp/recipe-registry and port 5000
+    replaced by the test's own; the registry runs the committed registry.yml."""
+    password = secrets.token_urlsafe(16)
+    env = {**os.environ, "REGISTRY_PASSWORD": password}
+    registry = Registry(tmp_path, f"{SNIPPETS}/registry.yml")
+
+    def local(line: str) -> str:
+        line = line.replace(READER_DIR, str(tmp_path))
+        return line.replace("127.0.0.1:5000", registry.address)
+
+    certs, users, serve = commands(f"{SNIPPETS}/registry_start.sh")
+    run_program("protocols/tls_certs.py", split(local(certs))[1][-1])
+    subprocess.run(["bash", "-c", local(users)], env=env, check=True)
+    assert split(serve)[1] == ["docker-registry", "serve", f"{SNIPPETS}/registry.yml"]
+    assert password not in (tmp_path / "htpasswd").read_text()  # a bcrypt hash of it
+    registry.start()
+    pushed = f"{registry.address}/recipe-api:0.1.0"
+    try:
+        for line in commands(f"{SNIPPETS}/registry_push.sh"):
+            script = local(line)
+            if script.startswith("podman "):  # with the test's podman configuration
+                result = subprocess.run(
+                    ["bash", "-c", script], env={**env, **podman.env}, cwd=ROOT,
+                    capture_output=True, text=True, timeout=300, check=False,
+                )  # fmt: skip
+            else:
+                result = subprocess.run(
+                    ["bash", "-c", script], env=env, cwd=ROOT,
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+            assert result.returncode == 0, f"{script}\n{result.stdout}{result.stderr}"
+        assert result.stdout == "ok\n"  # the last line: the pulled image runs
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        tags = httpx.get(
+            f"https://{registry.address}/v2/recipe-api/tags/list",
+            auth=("ci", password),
+            verify=ssl.create_default_context(cafile=tmp_path / "certs/ca.pem"),
+        ).json()["tags"]
+        assert sorted(tags) == ["0.1.0", f"0.1.0-git.{sha}"]
+        # Without the CA the certificate does not verify; without a login, no access.
+        untrusted = podman.run("pull", pushed, check=False)
+        assert untrusted.returncode != 0
+        assert "certificate signed by unknown authority" in untrusted.stderr
+        podman.run("logout", registry.address)  # (podman 4.3 as root keeps logins in /run)
+        anonymous = podman.run("pull", "--cert-dir", str(tmp_path / "trust"), pushed, check=False)
+        assert anonymous.returncode != 0
+        assert "authentication required" in anonymous.stderr or "unauthorized" in anonymous.stderr
+    finally:
+        podman.run("logout", registry.address, check=False)
+        registry.stop()
+        # The page's images again under their own names, for the tests after this one.
+        podman.run("tag", pushed, RECIPE_API, check=False)
+        podman.run("rmi", "-f", pushed, f"{registry.address}/recipe-api:0.1.0-git.{sha}",
+                   check=False)  # fmt: skip

@@ -46,6 +46,8 @@ DEBIAN_PACKAGES = {
     "runc": "runc",
     "debootstrap": "debootstrap",
     "dnsname": "golang-github-containernetworking-plugin-dnsname",
+    "docker-registry": "docker-registry",
+    "htpasswd": "apache2-utils",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.

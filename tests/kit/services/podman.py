@@ -18,6 +18,7 @@ There is no Docker engine on these machines and no outside image registry, so:
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from kit import sysdeps
-from kit.process import ROOT, StartupError
+from kit.process import LOOPBACK, ROOT, Process, StartupError, free_port, port_open
 
 BASE_IMAGE = "localhost/debian-python:bookworm"
 HOME = Path(tempfile.gettempdir()) / "distributed-python-podman"
@@ -86,8 +87,6 @@ class Podman:
         input: bytes | None = None,
         cwd: Path = ROOT,
     ) -> subprocess.CompletedProcess[str]:
-        import os
-
         result = subprocess.run(
             ["podman", *args],
             cwd=cwd,
@@ -182,3 +181,31 @@ def network(podman: Podman) -> Iterator[str]:
     podman.run("network", "create", name)
     yield name
     podman.run("network", "rm", "-f", name, check=False)
+
+
+class Registry:
+    """Debian's docker-registry with the page's config; ports and paths from the
+    environment (REGISTRY_HTTP_ADDR...), which the registry reads over its file."""
+
+    def __init__(self, workdir: Path, config: str) -> None:
+        self.port = free_port()
+        self.address = f"{LOOPBACK}:{self.port}"
+        self.workdir = workdir
+        env = {
+            "REGISTRY_HTTP_ADDR": self.address,
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(workdir / "data"),
+            "REGISTRY_HTTP_TLS_CERTIFICATE": str(workdir / "certs/server.pem"),
+            "REGISTRY_HTTP_TLS_KEY": str(workdir / "certs/server.key"),
+            "REGISTRY_AUTH_HTPASSWD_PATH": str(workdir / "htpasswd"),
+        }
+        program = sysdeps.require("docker-registry")["docker-registry"]
+        self.process = Process(
+            "docker-registry", [program, "serve", config], workdir / "registry.log", env=env
+        )
+
+    def start(self) -> None:
+        self.process.start(lambda: port_open(self.port))
+
+    def stop(self) -> None:
+        code = self.process.stop()
+        assert code in (0, -15), f"exit code {code}:\n{self.process.output()}"  # Go: by SIGTERM
