@@ -36,9 +36,9 @@ def say(what: str) -> None:
 
 # --8<-- [start:work]
 def blocking_job() -> str:
-    # Runs on a thread of the default executor, never on the loop. It blocks
-    # on purpose, long enough to land after everything else.
-    time.sleep(0.1)
+    # Runs on a thread of the default executor, never on the loop, long enough
+    # to land after everything else.
+    time.sleep(0.1)  # blocks on purpose: this thread is not the loop's
     return "done"
 
 
