@@ -15,7 +15,12 @@ with the run line of its docstring, then:
   504 with a JSON body;
 - SIGTERM and SIGINT each stop it with exit code 0, a request in flight answered;
 - a bad value of each variable its docstring lists stops it at start: exit code 2,
-  one line on stderr naming the variable, no traceback, nothing on stdout.
+  one line on stderr per bad variable naming it, no traceback, nothing on stdout
+  (every variable is given a bad value at once, one start per round of values:
+  the pattern reports every problem, and process starts are this module's cost).
+
+One instance of each service serves the checks that leave it running; the SIGTERM
+check then ends that instance, and SIGINT gets a fresh one.
 """
 
 from __future__ import annotations
