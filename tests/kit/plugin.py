@@ -5,6 +5,8 @@ tests/conftest.py registers this module once (`pytest_plugins`).
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from kit import process, sysdeps
@@ -21,6 +23,16 @@ pytest_plugins = [
     "kit.services.span_receiver",
     "kit.services.podman",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI time-out, `kill`) ends the run like Ctrl-C does: fixtures are torn
+    down and every process the kit started is stopped, instead of left orphaned."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
