@@ -25,37 +25,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from containers.conftest import MARKER, RECIPE_API, SNIPPETS, WEB_API
 from kit.examples import assert_output_is_shown, run_program
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
-from kit.services.podman import BASE_IMAGE, HOME, Podman, Registry
+from kit.services.podman import BASE_IMAGE, Podman, Registry
 from kit.snippets import commands, split
 
-RECIPE_API = "localhost/recipe-api:0.1.0"
-WEB_API = "localhost/web-api:0.1.0"
-SNIPPETS = "snippets/containers"
-MARKER = b"distributed-python build secret marker"
 READER_DIR = "/tmp/recipe-registry"  # noqa: S108  (the reader's directory in the scripts)
-
-
-@pytest.fixture(scope="module")
-def build_secret() -> Path:
-    """The CA bundle pip needs here, plus a marker line PEM readers skip."""
-    bundle = Path(ssl.get_default_verify_paths().openssl_cafile)
-    secret = HOME / "pip_cert.pem"
-    secret.write_bytes(bundle.read_bytes() + b"\n# " + MARKER + b"\n")
-    return secret
-
-
-@pytest.fixture(scope="module")
-def images(podman: Podman, build_secret: Path) -> dict[str, str]:
-    """Both images, built by the page's build.sh lines (cached layers make this seconds)."""
-    built = []
-    for line in commands(f"{SNIPPETS}/build.sh"):
-        argv = split(line)[1]
-        podman.build(argv, secrets={"pip_cert": build_secret})
-        built.append(argv[argv.index("-t") + 1])
-    assert built == ["recipe-api:0.1.0", "web-api:0.1.0"]
-    return {"recipe-api": RECIPE_API, "web-api": WEB_API}
 
 
 def run_detached(podman: Podman, containers: list[str], image: str, *args: str) -> str:
