@@ -35,8 +35,19 @@ class StartupError(RuntimeError):
 
 
 @functools.cache
-def _good_ports() -> set[int]:
-    return port_for.available_good_ports()
+def _good_ports() -> frozenset[int]:
+    """Ports outside the ephemeral range, this test worker's share of them.
+
+    Parallel workers (pytest-xdist) each take every Nth port, so two workers never
+    pick the same one in the moment between picking it and binding it.
+    """
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    return frozenset(p for p in port_for.available_good_ports() if p % count == index % count)
+
+
+_given: set[int] = set()
 
 
 def free_port() -> int:
@@ -44,9 +55,16 @@ def free_port() -> int:
 
     Ports the kernel hands out for outgoing connections (32768-60999 on Linux) are
     never chosen, so a server started on this port cannot collide with a client
-    socket opened meanwhile by another test worker.
+    socket opened meanwhile. A port is never given twice in one process (it may be
+    picked and not yet bound), nor to two parallel workers.
     """
-    return port_for.select_random(ports=_good_ports())
+    candidates = set(_good_ports()) - _given
+    if len(candidates) < 100:  # a very long run: start over
+        _given.clear()
+        candidates = set(_good_ports())
+    port = port_for.select_random(ports=candidates)
+    _given.add(port)
+    return port
 
 
 def free_udp_port() -> int:
