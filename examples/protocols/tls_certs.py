@@ -18,6 +18,9 @@ Environment:
 - `CERT_DAYS`: how many days the server and client certificates are valid
   (default `30`).
 
+A bad setting (`CERT_DAYS=abc`, `CERT_DAYS=0`) stops it with exit code 2 and one
+line naming the variable, before it writes anything.
+
 Private keys are written with mode 0600 (readable by their owner only). None
 of these files belongs in version control: make them where they are used.
 """
@@ -30,9 +33,31 @@ import sys
 from pathlib import Path
 
 import trustme
+from pydantic import PositiveInt, ValidationError
+from pydantic_settings import BaseSettings
 
-CERT_DIR = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CERT_DIR", "certs"))
-CERT_DAYS = int(os.environ.get("CERT_DAYS", "30"))
+
+class Settings(BaseSettings):
+    """Read once at start from the environment: CERT_DIR, CERT_DAYS."""
+
+    cert_dir: Path = Path("certs")
+    cert_days: PositiveInt = 30
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+CERT_DIR = Path(sys.argv[1]) if len(sys.argv) > 1 else settings.cert_dir
+CERT_DAYS = settings.cert_days
 
 WHAT = {
     "ca.pem": "CA certificate: give it to whoever must trust the CA",

@@ -20,7 +20,12 @@ import httpx
 import pytest
 from cryptography import x509
 from kit import sysdeps
-from kit.examples import RunningExample, assert_output_is_shown, run_program
+from kit.examples import (
+    RunningExample,
+    assert_output_is_shown,
+    assert_refuses_to_start,
+    run_program,
+)
 from kit.process import LOOPBACK, ROOT, connections_to, free_port, wait_until
 
 CERTS = "protocols/tls_certs.py"
@@ -532,3 +537,11 @@ def test_page_shows_the_outputs_it_explains() -> None:
     text = PAGE.read_text()
     for name in ("tls_certs.out", "tls_inspect.out", "tls_try.out", "tls_mtls_try.out"):
         assert f'--8<-- "snippets/protocols/{name}"' in text
+
+
+@pytest.mark.parametrize("days", ["abc", "0"])
+def test_tls_certs_refuses_a_bad_cert_days(days: str, tmp_path: Path) -> None:
+    stderr = assert_refuses_to_start(CERTS, {"CERT_DAYS": days, "CERT_DIR": str(tmp_path)}, "")
+    assert stderr.startswith("configuration error: CERT_DAYS: ")
+    assert len(stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
