@@ -18,13 +18,15 @@ Environment:
 - `GRAPHQL_TARGET`: base URL of the GraphQL recipe-api (default `http://127.0.0.1:4001`).
 - `GRPC_TARGET`: `host:port` of the gRPC recipe-api (default `127.0.0.1:4003`).
 - `CALLS`: calls per protocol over one connection (default `5`, at least 2).
+
+A bad setting (`CALLS=1`, `HTTP_TARGET=not-a-url`, `GRPC_TARGET=nohost`) stops it
+with exit code 2 and one line naming the variable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from urllib.parse import urlsplit
 
 import grpc
 import httpx
+from pydantic import Field, HttpUrl, ValidationError, field_validator
+from pydantic_settings import BaseSettings
 
 try:  # generated from recipe.proto, next to this file
     import recipe_pb2
@@ -39,10 +43,40 @@ try:  # generated from recipe.proto, next to this file
 except ModuleNotFoundError as error:
     sys.exit(f"{error.name}.py is missing: run snippets/protocols/grpc_codegen.sh first")
 
-HTTP_TARGET = os.environ.get("HTTP_TARGET", "http://127.0.0.1:4000")
-GRAPHQL_TARGET = os.environ.get("GRAPHQL_TARGET", "http://127.0.0.1:4001")
-GRPC_TARGET = os.environ.get("GRPC_TARGET", "127.0.0.1:4003")
-CALLS = max(2, int(os.environ.get("CALLS", "5")))
+
+class Settings(BaseSettings):
+    """Read once at start from the environment: the three targets and CALLS."""
+
+    http_target: HttpUrl = HttpUrl("http://127.0.0.1:4000")
+    graphql_target: HttpUrl = HttpUrl("http://127.0.0.1:4001")
+    grpc_target: str = "127.0.0.1:4003"
+    calls: int = Field(5, ge=2)
+
+    @field_validator("grpc_target")
+    @classmethod
+    def host_and_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:4003")
+        return value
+
+
+def load_settings() -> Settings:
+    """The settings, or exit code 2 with one line per bad variable and no traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+HTTP_TARGET = str(settings.http_target)
+GRAPHQL_TARGET = str(settings.graphql_target)
+GRPC_TARGET = settings.grpc_target
+CALLS = settings.calls
 
 # The same data each way: the recipe with its ingredients, and the producer's pid.
 GRAPHQL_QUERY = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kit.examples import run_program
+from kit.examples import assert_refuses_to_start, run_program
 
 ROW = re.compile(
     r"^\| (?P<protocol>[^|]+) \| (?P<first_up>[\d,]+) B / (?P<first_down>[\d,]+) B "
@@ -47,3 +47,10 @@ def test_wire_bytes_measures_each_protocol(run_example, grpc_stubs) -> None:
     # Protobuf's binary encoding is smaller than the same data in JSON.
     assert grpc_["payload"] < json_["payload"]
     assert graphql_["payload"] > 0
+
+
+def test_wire_bytes_refuses_bad_settings_with_one_line_each(grpc_stubs) -> None:
+    bad = {"CALLS": "1", "HTTP_TARGET": "not-a-url", "GRPC_TARGET": "nohost"}
+    stderr = assert_refuses_to_start("protocols/wire_bytes.py", bad, "")
+    named = sorted(line.split(":")[1].strip() for line in stderr.splitlines())
+    assert named == sorted(bad)  # one line per bad variable, each naming it
