@@ -6,7 +6,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from kit.services.podman import HOME, Podman
+from kit.services.podman import BASE_IMAGE, HOME, Podman
 from kit.snippets import commands, split
 
 RECIPE_API = "localhost/recipe-api:0.1.0"
@@ -34,3 +34,24 @@ def images(podman: Podman, build_secret: Path) -> dict[str, str]:
         built.append(argv[argv.index("-t") + 1])
     assert built == ["recipe-api:0.1.0", "web-api:0.1.0"]
     return {"recipe-api": RECIPE_API, "web-api": WEB_API}
+
+
+STAND_INS = Path(__file__).parent / "stand_ins"
+STORES = {
+    "docker.io/library/redis:7-bookworm": STAND_INS / "redis.Dockerfile",
+    "docker.io/library/postgres:15-bookworm": STAND_INS / "postgres.Dockerfile",
+}
+
+
+@pytest.fixture(scope="session")
+def stores(podman: Podman) -> list[str]:
+    """compose.yaml's redis and postgres images. No public registry answers on these
+    machines, so the tests build stand-ins from Debian 12's own packages (the same
+    Redis 7 and PostgreSQL 15 majors), under the official names, in the tests' own
+    image store, never the reader's. docs/containers/compose.md says so."""
+    for name, dockerfile in STORES.items():
+        podman.run(
+            "build", "--pull=never", "--format", "docker", "--build-arg", f"BASE={BASE_IMAGE}",
+            "-t", name, "-f", str(dockerfile), str(STAND_INS), timeout=600,
+        )  # fmt: skip
+    return list(STORES)
