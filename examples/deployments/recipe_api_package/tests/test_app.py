@@ -6,9 +6,10 @@ Run them from this directory after installing the package: `python -m pytest`.
 from __future__ import annotations
 
 import pytest
+from sanic.exceptions import BadRequest, NotFound
+
 import recipe_api
 from recipe_api.app import find_recipe, health, load_settings, parse_args
-from sanic.exceptions import BadRequest, NotFound
 
 
 def test_health_reports_the_package_version() -> None:
