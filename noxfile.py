@@ -85,8 +85,10 @@ def tests(session: nox.Session) -> None:
     # One worker per core; a test module stays on one worker (its services and
     # module fixtures are shared by its tests). `-- -n 0` runs in one process.
     parallel = ["--numprocesses", "auto", "--dist", "loadfile"]
-    session.run("coverage", "run", "-m", "pytest", *parallel, *session.posargs)
-    session.run("coverage", "combine", "--quiet")
+    # One data file for every measured process, wherever a test runs it from.
+    data = {"COVERAGE_FILE": str(Path(".coverage").resolve())}
+    session.run("coverage", "run", "-m", "pytest", *parallel, *session.posargs, env=data)
+    session.run("coverage", "combine", "--quiet", env=data)
     if session.posargs:  # a partial run (-k, one module): coverage of the whole is not its job
         session.log("partial run: the coverage gate applies to the full run (./nox)")
         return
