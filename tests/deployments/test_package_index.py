@@ -83,7 +83,9 @@ def published(index: PackageIndex, tmp_path_factory: pytest.TempPathFactory) -> 
     repository). The build backend too comes from the private index."""
     work = tmp_path_factory.mktemp("publish")
     package = work / "recipe_api_package"
-    shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "dist"))
+    shutil.copytree(
+        PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", ".*_cache", "dist")
+    )
     env = {**index.twine_env(), **pip_isolated_env(index.simple_url)}
     outputs = []
     for name in ("build", "upload"):
@@ -129,7 +131,9 @@ def test_the_wheel_carries_the_version_written_once_and_the_command(
     holding = [
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and version() in path.read_text()
+        if path.is_file()
+        and not any(part.startswith((".", "__pycache__")) for part in path.parts)
+        and version().encode() in path.read_bytes()
     ]
     assert holding == ["src/recipe_api/__init__.py"]
 
@@ -201,6 +205,23 @@ def test_an_upload_with_a_wrong_password_is_refused_and_nothing_is_stored(
         assert empty.uploaded() == []
     finally:
         empty.stop()
+
+
+def test_a_published_version_is_never_replaced(published: Published, index: PackageIndex) -> None:
+    """The same file again, with the right password, is refused; the first one stays.
+
+    pypiserver answers twine 400, as PyPI does (other clients get 409 Conflict)."""
+    (wheel,) = (published.package / "dist").glob("*.whl")
+    stored = (index.packages / wheel.name).read_bytes()
+    result = subprocess.run(
+        [BIN / "python", "-m", "twine", "upload", "--non-interactive", wheel],
+        env={**os.environ, **index.twine_env()},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "400 Bad Request" in result.stdout + result.stderr, result.stdout
+    assert f"Cannot upload '{wheel.name}' since it already exists" in index.process.output()
+    assert (index.packages / wheel.name).read_bytes() == stored
 
 
 def test_the_packages_own_unit_tests_pass_from_the_source() -> None:

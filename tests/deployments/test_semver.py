@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from kit.examples import assert_output_is_shown, run_program
 from kit.process import ROOT
+from packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.specifiers import SpecifierSet as PipSpecifierSet
 
 SHOWN = ROOT / "snippets/deployments/semver_table.md"
@@ -38,6 +39,23 @@ def test_compatible_release_is_at_least_and_same_minor(version: str) -> None:
     assert (version in PipSpecifierSet("~=1.4.2")) == (
         version in PipSpecifierSet(">=1.4.2,==1.4.*")
     )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_compatible_release_of_two_parts_leaves_the_minor_free(version: str) -> None:
+    """`~=1.4` means `>=1.4, ==1.*`."""
+    assert (version in PipSpecifierSet("~=1.4")) == (version in PipSpecifierSet(">=1.4,==1.*"))
+
+
+def test_less_than_2_keeps_out_the_pre_releases_of_2_even_when_asked() -> None:
+    assert list(PipSpecifierSet(">=1.4,<2").filter(["2.0.0rc1"], prereleases=True)) == []
+
+
+def test_contains_says_a_pre_release_matches_where_filter_skips_it() -> None:
+    """The page's note: packaging's contains() answers True, filter() (pip's choice) skips it."""
+    assert SpecifierSet(">=1.4,<2").contains("1.5.0b1")
+    assert PipSpecifierSet(">=1.4,<2").contains("1.5.0b1")
+    assert list(PipSpecifierSet(">=1.4,<2").filter(["1.5.0b1", "1.5.0"])) == ["1.5.0"]
 
 
 def test_a_pre_release_is_chosen_only_when_asked_or_alone() -> None:

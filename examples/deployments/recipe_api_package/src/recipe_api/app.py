@@ -82,6 +82,7 @@ def find_recipe(recipe_id: int) -> dict[str, Any]:
     return recipe
 
 
+# --8<-- [start:routes]
 def health() -> dict[str, str]:
     """What GET /health answers: ready, and which release is running."""
     return {"status": "ok", "version": __version__}
@@ -103,6 +104,10 @@ async def get_health(request: Request) -> HTTPResponse:
     return json(health())
 
 
+# --8<-- [end:routes]
+
+
+# --8<-- [start:main]
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="recipe-api", description="Serve recipes over HTTP.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -114,3 +119,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parse_args(argv)
     settings = load_settings()
     app.run(host=settings.host, port=settings.port, single_process=True, access_log=False)
+
+
+# --8<-- [end:main]
