@@ -121,6 +121,7 @@ def test_the_wheel_carries_the_version_written_once_and_the_command(
         names = archive.namelist()
         metadata = archive.read(f"dp_recipe_api-{version()}.dist-info/METADATA").decode()
         entry_points = archive.read(f"dp_recipe_api-{version()}.dist-info/entry_points.txt")
+        assert archive.read("recipe_api/app.py") == (ROOT / "examples" / APP).read_bytes()
     assert {name.split("/")[0] for name in names} == {
         "recipe_api",
         f"dp_recipe_api-{version()}.dist-info",
