@@ -2,6 +2,7 @@
 
 It answers `GET /recipes/<id>` with a recipe as JSON, including the pid of the
 process that served it, and `GET /health` with 200 once it is ready.
+`GET /live` answers 200 while the process and its event loop run, looking at nothing else.
 
 Run it:
 
@@ -98,6 +99,12 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
+
+
+@app.get("/live")
+async def live(request: Request) -> HTTPResponse:
+    # Looks at nothing: if this handler runs, the process and its event loop answer.
+    return json({"status": "alive"})
 
 
 # --8<-- [end:app]

@@ -2,6 +2,7 @@
 
 `GET /` asks recipe-api (at `TARGET`) for recipe 42 through one shared HTTP
 client, and answers with its own pid beside the producer's answer.
+`GET /live` answers 200 while the process and its event loop run, never calling recipe-api.
 
 Run it (with recipe-api already listening on port 4000):
 
@@ -115,6 +116,12 @@ async def index(request: Request) -> HTTPResponse:
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
+
+
+@app.get("/live")
+async def live(request: Request) -> HTTPResponse:
+    # Looks at nothing: if this handler runs, the process and its event loop answer.
+    return json({"status": "alive"})
 
 
 # --8<-- [end:routes]
