@@ -48,6 +48,7 @@ DEBIAN_PACKAGES = {
     "dnsname": "golang-github-containernetworking-plugin-dnsname",
     "docker-registry": "docker-registry",
     "htpasswd": "apache2-utils",
+    "systemd-analyze": "systemd",
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
