@@ -28,6 +28,7 @@ BENCHMARKS = {
     "telemetry_cost": "bench.observability.telemetry_cost",
     "statsd_graph": "bench.observability.statsd_graph",
     "container_images": "bench.containers.images",
+    "test_layers": "bench.deployments.test_layers",
 }
 
 

@@ -16,6 +16,9 @@ offline. So:
 
 ssh, sudo and systemctl lines are the reader's: the script's own text is checked
 against the unit (names, paths, port), never executed here.
+
+The chapter's testing page (docs/deployments/testing.md) has its two checkable
+statements checked at the end: the coverage gate it names, and the results it includes.
 """
 
 from __future__ import annotations
@@ -429,3 +432,28 @@ def test_the_procfile_runs_the_packages_command() -> None:
     procfile = re.search(r'```text title="Procfile"\n(.*?)```', PAGE.read_text(), re.S)
     assert procfile, "no Procfile block on the page"
     assert procfile[1] == f"web: {next(iter(scripts))}\n"
+
+
+# --- docs/deployments/testing.md --------------------------------------------------------
+
+TESTING_PAGE = ROOT / "docs/deployments/testing.md"
+LAYERS = SNIPPETS / "test_layers.md"
+
+
+def test_the_testing_page_states_the_coverage_gate_of_pyproject() -> None:
+    gate = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]["report"]
+    page = TESTING_PAGE.read_text()
+    assert f"`fail_under = {gate['fail_under']}`" in page
+    assert f"less than {gate['fail_under']} %" in page
+
+
+def test_the_testing_page_includes_the_measured_layers() -> None:
+    assert f'--8<-- "{LAYERS.relative_to(ROOT)}"' in TESTING_PAGE.read_text()
+    results = LAYERS.read_text()
+    rows = [line for line in results.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0].removeprefix("| ").split(":")[0] for row in rows] == [
+        "unit", "integration", "contract", "the pipeline's build"
+    ]  # fmt: skip
+    assert "Per test, an integration test costs" in results
+    assert re.search(r"Measured \d{4}-\d\d-\d\d .* cores, .*Python 3\.\S+ pytest \d", results)
+    assert "Regenerate with `./nox -s bench -- test_layers`" in results
