@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from containers.conftest import MARKER, RECIPE_API, SNIPPETS, WEB_API
 from kit.examples import assert_output_is_shown, run_program
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
@@ -101,6 +102,47 @@ def test_recipe_api_serves_on_a_published_loopback_port(
     assert answer.json()["producer_pid"] == 1
     # ...and the image's HEALTHCHECK, run on demand (no systemd here to run its timer).
     assert podman.run("healthcheck", "run", name).returncode == 0
+
+
+def security_context(service: str) -> tuple[dict, dict]:
+    """The pod's and the container's securityContext in chapter 7's Deployment."""
+    manifest = ROOT / f"snippets/orchestration/base/{service}.yaml"
+    (deployment,) = [d for d in yaml.safe_load_all(manifest.read_text())
+                     if d["kind"] == "Deployment"]  # fmt: skip
+    pod = deployment["spec"]["template"]["spec"]
+    return pod["securityContext"], pod["containers"][0]["securityContext"]
+
+
+SERVICES = [("recipe-api", RECIPE_API, 4000), ("web-api", WEB_API, 3000)]
+
+
+@pytest.mark.parametrize(("service", "image", "port"), SERVICES)
+def test_the_image_runs_under_the_orchestration_chapters_security_context(
+    podman: Podman, images: dict[str, str], containers: list[str],
+    service: str, image: str, port: int,
+) -> None:  # fmt: skip
+    """What docs/orchestration/manifests.md asks of the pod (a read-only root, every
+    capability dropped, no privilege escalation, uid 10001) is what the image can do:
+    the same constraints given to podman, the service still answers."""
+    pod, container = security_context(service)
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["capabilities"]["drop"] == ["ALL"]
+    assert container["allowPrivilegeEscalation"] is False
+    user = f"{pod['runAsUser']}:{pod['runAsGroup']}"
+    name, url = published(
+        podman, containers, image, port,
+        "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--user", user,
+    )  # fmt: skip
+    assert httpx.get(f"{url}/live").status_code == 200
+    status = podman.run("exec", name, "cat", "/proc/1/status").stdout
+    assert re.search(r"^CapEff:\s+0+$", status, re.M), status  # no capability left
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    assert re.search(r"^Uid:\s+10001\s", status, re.M)
+    # and the root file system really is read-only
+    write = podman.run("exec", name, "touch", "/app/x", check=False)
+    assert write.returncode != 0
+    assert "Read-only file system" in write.stderr
 
 
 def test_web_api_reaches_recipe_api_by_name_on_a_network(
