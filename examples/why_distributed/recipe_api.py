@@ -101,10 +101,14 @@ async def health(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
 
 
+# --8<-- [start:live]
 @app.get("/live")
 async def live(request: Request) -> HTTPResponse:
     # Looks at nothing: if this handler runs, the process and its event loop answer.
     return json({"status": "alive"})
+
+
+# --8<-- [end:live]
 
 
 # --8<-- [end:app]
