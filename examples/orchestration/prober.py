@@ -58,7 +58,6 @@ KINDS = ("liveness", "readiness", "startup")
 MAX_BODY = 10 * 1024  # the kubelet reads no more of an answer than this
 
 
-# --8<-- [start:spec]
 @dataclass(frozen=True)
 class Probe:
     """One httpGet probe, with the Kubernetes defaults for what a manifest may omit."""
@@ -82,9 +81,6 @@ class Probe:
             timeout=self.timeout / speedup,
             initial_delay=self.initial_delay / speedup,
         )
-
-
-# --8<-- [end:spec]
 
 
 class BadArgument(Exception):
@@ -122,11 +118,8 @@ DECISIONS = {
     ("liveness", False): "the kubelet would restart the container",
     ("startup", False): "the kubelet would restart the container",
     ("startup", True): "started: the kubelet would now run the liveness and readiness probes",
-    (
-        "readiness",
-        False,
-    ): "not ready: the pod would leave the Service's endpoints (it keeps running)",
-    ("readiness", True): "ready: the pod would be among the Service's endpoints",
+    ("readiness", False): "not ready: out of the Service's endpoints (the pod keeps running)",
+    ("readiness", True): "ready: among the Service's endpoints",
 }
 # Before the first probe: alive, not ready, not known to have started.
 INITIAL = {"liveness": True, "readiness": False, "startup": None}
@@ -145,9 +138,9 @@ def run(probe: Probe) -> int:
     }
     with httpx.Client(headers=headers, limits=limits, follow_redirects=False) as client:
         time.sleep(probe.initial_delay)
-        start = time.monotonic()
-        for number in range(1, sys.maxsize):
-            began = time.monotonic()
+        start, number = time.monotonic(), 0
+        while True:
+            began, number = time.monotonic(), number + 1
             ok, what = probe_once(client, probe)
             streak = streak + 1 if ok == last else 1
             last = ok
@@ -166,13 +159,11 @@ def run(probe: Probe) -> int:
             # after this one began, or at once if that tick passed while it ran.
             ticks = (began - start) // probe.period + 1
             time.sleep(max(0.0, start + ticks * probe.period - time.monotonic()))
-    return 0  # pragma: no cover  (the loop above only ends by returning)
 
 
 # --8<-- [end:loop]
 
 
-# --8<-- [start:manifest]
 def from_manifest(path: Path, container: str, kind: str, host: str, port: int | None) -> Probe:
     """The `kind` probe of the container named `container` in a rendered manifest."""
     try:
@@ -224,10 +215,6 @@ def pod_spec(document: dict[str, Any]) -> dict[str, Any]:
     return ((spec.get("template") or {}).get("spec")) or {}
 
 
-# --8<-- [end:manifest]
-
-
-# --8<-- [start:validate]
 def checked(probe: Probe) -> Probe:
     """The probe, if Kubernetes would accept it and the prober can run it."""
     parts = urlsplit(probe.url)
@@ -294,9 +281,6 @@ def parse(argv: list[str] | None) -> Probe:
             raise BadArgument(f"--port: must be between 1 and 65535, not {args.port}")
         probe = from_manifest(args.manifest, args.container, args.probe, args.host, args.port)
     return checked(probe).faster(args.speedup)
-
-
-# --8<-- [end:validate]
 
 
 def stop(signum: int, frame: object) -> NoReturn:
