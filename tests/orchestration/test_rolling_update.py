@@ -461,3 +461,17 @@ def test_rollout_sh_names_what_the_manifests_hold(staging: list[dict[str, Any]])
     selector = deployments["recipe-api"]["spec"]["selector"]["matchLabels"]
     label = ",".join(f"{k}={v}" for k, v in selector.items())
     assert any(argv[1:3] == ["get", "replicasets"] and label in argv for argv in lines)
+
+
+def test_the_page_shows_the_commands_the_tests_run() -> None:
+    text = PAGE.read_text()
+    assert f'--8<-- "{CFG}:run"' in text  # the cfg's comment: the command cfg_command() runs
+    run = (ROOT / CFG).read_text().split("[start:run]")[1].split("[end:run]")[0]
+    assert " ".join(cfg_command()) in run
+    assert f"```bash\n{run_line(ROLLING)}\n```" in text
+    assert f'--8<-- "{CFG}"' in text
+    assert '--8<-- "snippets/scaling/haproxy_lb_backends.sh"' in text  # the old instances
+    backends = (ROOT / "snippets/scaling/haproxy_lb_backends.sh").read_text()
+    for i in (1, 2, 3):  # ...on the ports this cfg expects
+        assert f"BACKEND{i}_PORT" in backends
+        assert f"BACKEND{i}_PORT" in (ROOT / CFG).read_text()
