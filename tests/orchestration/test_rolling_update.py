@@ -475,3 +475,20 @@ def test_the_page_shows_the_commands_the_tests_run() -> None:
     for i in (1, 2, 3):  # ...on the ports this cfg expects
         assert f"BACKEND{i}_PORT" in backends
         assert f"BACKEND{i}_PORT" in (ROOT / CFG).read_text()
+
+
+def test_a_new_version_that_never_gets_ready_stops_the_rollout(
+    service: Service, tmp_path: Path
+) -> None:
+    env, argv = rolling_command(service.socket, [free_port() for _ in range(REPLICAS)])
+    argv = [*argv[: argv.index("--") + 1], sys.executable, "-c", "raise SystemExit(3)"]
+    program = Process("rolling_update.py", argv, tmp_path / "stalled.log", env=env).start()
+    wait_until(lambda: not program.alive(), BOUND, "the stalled rollout to end")
+    assert program.returncode == 1, program.output()
+    assert "rollout stopped: pid" in program.output()
+    assert "never ready (exit code 3)" in program.output()
+    assert "draining" not in program.output()  # no old instance was touched
+    table = slots(service.socket)
+    assert [table[f"slot{i}"]["status"] for i in (1, 2, 3, 4)] == ["UP", "UP", "UP", "MAINT"]
+    with httpx.Client(base_url=service.url) as client:
+        assert all("producer_pid" in client.get("/recipes/42").json() for _ in range(6))
