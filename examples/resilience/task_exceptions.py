@@ -44,7 +44,7 @@ async def serve() -> None:
 
 
 async def forgotten() -> int:
-    asyncio.create_task(refresh_prices())  # nobody keeps it, nobody awaits it
+    asyncio.create_task(refresh_prices())  # noqa: RUF006 (nobody keeps it, nobody awaits it)
     await serve()
     return 0
 
@@ -75,7 +75,7 @@ async def with_exit_policy() -> int:
             fatal.set_result(None)
 
     loop.set_exception_handler(crash)
-    asyncio.create_task(refresh_prices())
+    asyncio.create_task(refresh_prices())  # noqa: RUF006 (forgotten again)
     serving = asyncio.create_task(serve())
     await asyncio.wait([serving, fatal], return_when=asyncio.FIRST_COMPLETED)
     if fatal.done():
@@ -102,11 +102,16 @@ async def with_task_group() -> int:
 
 # --8<-- [end:taskgroup]
 
-POLICIES = {"none": forgotten, "keep-reference": kept, "exit": with_exit_policy, "taskgroup": with_task_group}
+POLICIES = {
+    "none": forgotten,
+    "keep-reference": kept,
+    "exit": with_exit_policy,
+    "taskgroup": with_task_group,
+}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="A failing background task, three ways.")
+    parser = argparse.ArgumentParser(description="A failing background task, four ways.")
     parser.add_argument("--policy", choices=POLICIES, default="none")
     args = parser.parse_args()
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
