@@ -66,22 +66,20 @@ async def kept() -> int:
 # --8<-- [start:policy]
 async def with_exit_policy() -> int:
     loop = asyncio.get_running_loop()
-    fatal: asyncio.Future[None] = loop.create_future()
+    serving = asyncio.create_task(serve())
+    failed = False
 
     def crash(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        # Called for every error nobody handled: log it once, then stop serving.
+        # Called for every error nobody handled: log it once, stop serving, exit 1.
+        nonlocal failed
         log.critical("fatal: %s; exiting 1", context["message"], exc_info=context.get("exception"))
-        if not fatal.done():
-            fatal.set_result(None)
+        failed = True
+        serving.cancel()
 
     loop.set_exception_handler(crash)
     asyncio.create_task(refresh_prices())  # noqa: RUF006 (forgotten again)
-    serving = asyncio.create_task(serve())
-    await asyncio.wait([serving, fatal], return_when=asyncio.FIRST_COMPLETED)
-    if fatal.done():
-        serving.cancel()
-        return 1  # the supervisor restarts a whole, fresh process
-    return 0
+    await asyncio.wait([serving])  # until it is done, or cancelled by the policy
+    return 1 if failed else 0  # the supervisor restarts a whole, fresh process
 
 
 # --8<-- [end:policy]

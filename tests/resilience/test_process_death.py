@@ -39,6 +39,14 @@ def relative(text: str) -> str:
     return text.replace(f"{ROOT}/", "")
 
 
+def default_signals() -> None:
+    """In the child before exec: SIGINT and SIGHUP as a terminal gives them. A run
+    in the background (`nohup`, `cmd &` in a script) inherits them ignored, and an
+    ignored signal stays ignored across exec: Python would install no handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def program(example: str) -> list[str]:
     """The run line's interpreter and file, without the arguments it shows."""
     _, argv = command_for(example)
@@ -53,6 +61,7 @@ def run(example: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
         check=False,
+        preexec_fn=default_signals,
     )
 
 
@@ -72,6 +81,7 @@ def shell(*args: str) -> tuple[str, int]:
         text=True,
         timeout=30,
         check=False,
+        preexec_fn=default_signals,
     )
     status = int(result.stdout.rsplit("exit status ", 1)[1])
     return f"$ {command}\n{relative(result.stdout)}", status
@@ -132,6 +142,7 @@ def waiting(*args: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [*program(EXITS), "wait", *args],
         cwd=ROOT,
+        preexec_fn=default_signals,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
