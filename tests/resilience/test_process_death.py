@@ -4,6 +4,7 @@ and what becomes of an exception in a task that nobody awaits."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -254,6 +255,14 @@ def test_a_failed_background_task_stops_the_service_with_exit_1(tmp_path: Path) 
     assert f"{NEVER_RETRIEVED} (ConnectionError('price feed refused refresh 3'))" in fatal[0]
     assert log.count(NEVER_RETRIEVED) == 1  # asyncio's default handler said nothing
     assert "Server Stopped" in log  # the same stop as SIGTERM's, not a crash
+    assert_output_is_shown(from_the_failure_on(log), SNIPPETS / "process_death_service.out")
+
+
+def from_the_failure_on(log: str) -> str:
+    """The log from the fatal record on, without timestamps and process ids."""
+    start = log.rindex("\n", 0, log.index("fatal:")) + 1
+    tail = re.sub(r"^\w+ +\d{4}-\d\d-\d\d \S+ \S+ ", "", log[start:], flags=re.MULTILINE)
+    return relative(re.sub(r" \[\d+\]$", "", tail, flags=re.MULTILINE))
 
 
 def test_without_a_failure_the_service_refreshes_and_stops_with_0(tmp_path: Path) -> None:
