@@ -1,8 +1,9 @@
 """recipe-api with a graceful shutdown: out of rotation first, then stop.
 
 The same routes as chapter 1's recipe-api (`GET /recipes/<id>`, `GET /health`,
-`GET /live`). What changes is the stop. On SIGTERM or SIGINT it does not stop
-at once:
+`GET /live`). What changes is the stop. `GET /health` answers 200 once the
+service is ready (503 `{"status": "starting"}` before its own signal handlers
+are in place). On SIGTERM or SIGINT it does not stop at once:
 
 1. it turns not ready: `GET /health` answers 503 `{"status": "draining"}`, so
    the load balancer's health checks take it out of rotation;
@@ -100,7 +101,7 @@ app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JS
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024
 app.config.MOTD = False
-app.ctx.draining = False
+app.ctx.state = "starting"  # then "ready", then "draining"
 
 
 @app.get("/recipes/<recipe_id:int>")
@@ -116,9 +117,10 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 # --8<-- [start:probes]
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
-    # Readiness: "send me traffic?" No, from the first signal on.
-    if request.app.ctx.draining:
-        return json({"status": "draining"}, status=503)
+    # Readiness: "send me traffic?" Not before the signal handlers below are
+    # in place, and not from the first signal on.
+    if request.app.ctx.state != "ready":
+        return json({"status": request.app.ctx.state}, status=503)
     return json({"status": "ok"})
 
 
@@ -131,7 +133,7 @@ async def live(request: Request) -> HTTPResponse:
 
 @app.on_response
 async def close_while_draining(request: Request, response: HTTPResponse) -> None:
-    if request.app.ctx.draining:
+    if request.app.ctx.state == "draining":
         # The connection closes after this answer: the client's next request
         # opens a new one, which the load balancer sends elsewhere.
         request.stream.keep_alive = False
@@ -147,15 +149,17 @@ async def drain_on_signals(app: Sanic) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Replaces the handler Sanic installed just before, which stops at once.
         loop.add_signal_handler(sig, partial(begin_drain, app, loop, sig))
+    # Only now ready: a signal before this point met Sanic's handler, no drain.
+    app.ctx.state = "ready"
 
 
 def begin_drain(app: Sanic, loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> None:
-    if app.ctx.draining:  # a second signal: no more waiting
+    if app.ctx.state == "draining":  # a second signal: no more waiting
         log.info("%s again: stopping now", sig.name)
         app.ctx.stop_later.cancel()
         app.stop(terminate=False)
         return
-    app.ctx.draining = True  # /health answers 503 from now on
+    app.ctx.state = "draining"  # /health answers 503 from now on
     log.info("%s: draining for %gs, then stopping", sig.name, settings.drain_seconds)
     # Sanic's own stop: close the listener, finish the requests in flight
     # (up to GRACEFUL_SHUTDOWN_TIMEOUT, 15 s), close idle connections, exit 0.
