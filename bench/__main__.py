@@ -29,6 +29,7 @@ BENCHMARKS = {
     "statsd_graph": "bench.observability.statsd_graph",
     "container_images": "bench.containers.images",
     "test_layers": "bench.deployments.test_layers",
+    "graceful_restart": "bench.resilience.graceful_restart",
 }
 
 
