@@ -30,6 +30,7 @@ BENCHMARKS = {
     "container_images": "bench.containers.images",
     "test_layers": "bench.deployments.test_layers",
     "graceful_restart": "bench.resilience.graceful_restart",
+    "db_pool": "bench.resilience.pool",
 }
 
 
