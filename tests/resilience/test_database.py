@@ -27,12 +27,13 @@ import httpx
 import psycopg
 import pytest
 from kit.examples import RunningExample, StartExample
-from kit.process import ROOT, wait_until
+from kit.process import ROOT, free_port, wait_until
 from kit.services.postgresql import PostgresServer
 from psycopg_pool import AsyncConnectionPool
 
 SERVICE = "resilience/db_service.py"
 PAGE = ROOT / "docs" / "resilience" / "database.md"
+CANARY = "s3cret-Pa55word"  # a password that must never be shown
 BOUND = 20.0  # seconds: a bound on reaching a state, never a pass/fail threshold
 MAX_CONNECTIONS = 10
 RESERVED = 3  # superuser_reserved_connections, PostgreSQL's default
@@ -272,7 +273,9 @@ def until(check: Callable[[], object], what: str) -> None:
 def test_postgres_restart_503_while_down_recovers_and_loses_no_write(
     run_example: StartExample, database: DatabaseServer
 ) -> None:
-    service = start_service(run_example, database)
+    # The server trusts loopback: the password is ignored by it, and must be by the log.
+    url = database.app_url.replace("app@", f"app:{CANARY}@")
+    service = start_service(run_example, database, DATABASE_URL=url)
     with writing(service.url) as writer:
         until(lambda: writer.count(201) >= 5, "notes written before the outage")
         database.stop()  # fast shutdown: committed transactions are kept
@@ -295,6 +298,21 @@ def test_postgres_restart_503_while_down_recovers_and_loses_no_write(
     assert acknowledged <= stored  # no acknowledged write lost
     assert len(stored) >= len(acknowledged)
     assert httpx.get(f"{service.url}/notes/count", timeout=10).json() == {"count": len(stored)}
+    assert service.stop() == 0
+    assert "error connecting in 'notes'" in service.output()  # the pool's own warnings
+    assert CANARY not in service.output()
+
+
+def test_starts_without_postgres_and_answers_503(run_example: StartExample) -> None:
+    nowhere = f"postgresql://app@127.0.0.1:{free_port()}/notes"  # nothing listens there
+    service = run_example(SERVICE, env={"DATABASE_URL": nowhere, "DB_TIMEOUT": "1"}, ready="port")
+    health = httpx.get(f"{service.url}/health", timeout=10)
+    assert health.status_code == 503
+    assert health.json()["status"] == "DOWN"
+    assert health.json()["error"] == "PoolTimeout"
+    note = httpx.post(f"{service.url}/notes", json={"id": str(uuid.uuid4()), "text": "x"})
+    assert note.status_code == 503
+    assert unavailable(note)
 
 
 def test_killed_connections_are_replaced_and_lose_no_write(
