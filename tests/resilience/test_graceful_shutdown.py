@@ -177,6 +177,9 @@ def restart(pool: Pool, name: str, observer: Observer, sig: int = signal.SIGTERM
     exited, and wait until HAProxy has the replacement UP. Returns the old exit code."""
     old = pool.instances[name]
     code = old.stop(sig, timeout=BOUND)
+    # HAProxy must have seen it leave first: right after a quick exit its state can
+    # still read UP from the last check, and that UP says nothing of the replacement.
+    wait_until(lambda: pool.state(name) != "UP", BOUND, f"HAProxy to take {name} out")
     observer.replaced.set()
     pool.launch(name, port=old.port)
     wait_until(lambda: pool.state(name) == "UP", BOUND, f"{name}'s replacement UP")
