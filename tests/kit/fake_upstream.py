@@ -46,6 +46,7 @@ class Behaviour:
     delay: float = 0.0
     never: bool = False
     close: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,12 +76,15 @@ class FakeUpstream:
         never: bool = False,
         close: bool = False,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> FakeUpstream:
         if isinstance(body, str):
             body = body.encode()
         elif not isinstance(body, bytes):
             body = json.dumps(body).encode()
-        self.behaviour = Behaviour(status, body, content_type, delay, never, close)
+        self.behaviour = Behaviour(
+            status, body, content_type, delay, never, close, dict(headers or {})
+        )
         return self
 
     def stop(self) -> None:
@@ -113,6 +117,8 @@ def _handler(upstream: Callable[[], FakeUpstream]) -> type[BaseHTTPRequestHandle
             self.send_response(plan.status)
             self.send_header("Content-Type", plan.content_type)
             self.send_header("Content-Length", str(len(plan.body)))
+            for name, value in plan.headers.items():  # e.g. Retry-After
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(plan.body)
 

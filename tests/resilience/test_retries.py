@@ -149,30 +149,16 @@ def test_a_client_error_is_not_retried(rc, fake_upstream, no_sleep) -> None:
     assert len(fake.requests) == 1
 
 
-def with_retry_after(fake: FakeUpstream, value: str) -> None:
-    """The kit's fake upstream, adding a Retry-After header to its answers."""
-    handler = fake.server.RequestHandlerClass
-
-    class RetryAfter(handler):  # type: ignore[misc, valid-type]
-        def end_headers(self) -> None:
-            self.send_header("Retry-After", value)
-            super().end_headers()
-
-    fake.server.RequestHandlerClass = RetryAfter
-
-
 def test_retry_after_seconds_is_honoured(rc, fake_upstream, no_sleep) -> None:
-    fake = fake_upstream().behave(503)
-    with_retry_after(fake, "2")
+    fake = fake_upstream().behave(503, headers={"Retry-After": "2"})
     response, waits = send(rc, fake.url, on_wait=lambda seconds: fake.behave(200))
     assert response.status_code == 200
     assert waits == [2.0]  # the server's 2 s, not the schedule's 100 ms
 
 
 def test_retry_after_as_a_date_uses_the_clock(rc, fake_upstream, no_sleep) -> None:
-    fake = fake_upstream().behave(429)
     when = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
-    with_retry_after(fake, format_datetime(when, usegmt=True))
+    fake = fake_upstream().behave(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
     clock = lambda: when.timestamp() - 7.0  # noqa: E731 (a fake clock: 7 s before)
     response, waits = send(rc, fake.url, now=clock, on_wait=lambda s: fake.behave(200))
     assert response.status_code == 200
@@ -180,8 +166,7 @@ def test_retry_after_as_a_date_uses_the_clock(rc, fake_upstream, no_sleep) -> No
 
 
 def test_retry_after_too_long_is_not_waited_for(rc, fake_upstream, no_sleep) -> None:
-    fake = fake_upstream().behave(503)
-    with_retry_after(fake, "120")
+    fake = fake_upstream().behave(503, headers={"Retry-After": "120"})
     response, waits = send(rc, fake.url)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "120"  # the caller can decide
