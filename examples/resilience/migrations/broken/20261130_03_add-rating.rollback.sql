@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS recipes_rating;
+ALTER TABLE recipes DROP COLUMN IF EXISTS rating;

@@ -1,0 +1,151 @@
+"""docs/resilience/migrations.md: yoyo-migrations against the kit's real PostgreSQL.
+
+Each test gets a database of its own (CREATE DATABASE on the shared server), so the
+tests never see each other's tables. Migrations are applied with the `yoyo` command
+the page gives, and the schema is read back from information_schema.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from kit.process import ROOT
+from kit.services.postgresql import PostgresServer
+from kit.snippets import run_script
+
+MIGRATIONS = ROOT / "examples" / "resilience" / "migrations"
+BROKEN = MIGRATIONS / "broken"
+SCRIPT = "snippets/resilience/migrate.sh"
+YOYO = str(Path(sys.executable).parent / "yoyo")
+RECIPES, INGREDIENTS, RATING = (
+    "20261130_01_create-recipes",
+    "20261130_02_create-ingredients",
+    "20261130_03_add-rating",
+)
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on the shared server; dropped afterwards."""
+    name = f"migrations_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def yoyo(database_url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The yoyo command line as the page writes it, against `database_url`."""
+    url = database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    command, *rest = args
+    argv = [YOYO, str(command), "--batch", "--no-config-file", "--database", url]
+    return subprocess.run(
+        [*argv, *map(str, rest)], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def schema(database_url: str) -> list[tuple[str, str, str, str]]:
+    """Every column of every table in the public schema, with its type and nullability."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable"
+            " FROM information_schema.columns WHERE table_schema = 'public'"
+            " ORDER BY table_name, ordinal_position"
+        ).fetchall()
+
+
+def tables(database_url: str) -> set[str]:
+    return {row[0] for row in schema(database_url)}
+
+
+def recorded(database_url: str) -> list[str]:
+    """The migration ids in yoyo's tracking table, oldest first."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def status(listing: str) -> dict[str, str]:
+    """`yoyo list` output -> {migration id: "A" (applied) or "U" (unapplied)}."""
+    return {mid: flag for flag, mid in re.findall(r"^([AU])\s+(\S+)", listing, re.M)}
+
+
+def test_apply_creates_tables_and_records_each_migration(database_url: str) -> None:
+    assert tables(database_url) == set()  # a fresh database: the control
+    result = yoyo(database_url, "apply", MIGRATIONS)
+    assert result.returncode == 0, result.stderr
+    assert {"recipes", "ingredients"} <= tables(database_url)
+    assert recorded(database_url) == [RECIPES, INGREDIENTS]
+    # The migrations created what their SQL says, not just two table names.
+    columns = {(t, c): (ty, null) for t, c, ty, null in schema(database_url)}
+    assert columns["recipes", "name"] == ("text", "NO")
+    assert columns["ingredients", "recipe_id"] == ("bigint", "NO")
+
+
+def test_apply_again_is_a_no_op(database_url: str) -> None:
+    assert yoyo(database_url, "apply", MIGRATIONS).returncode == 0
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO recipes (name) VALUES ('shakshuka')")
+    before = (schema(database_url), recorded(database_url))
+    again = yoyo(database_url, "apply", MIGRATIONS)
+    assert again.returncode == 0, again.stderr
+    assert (schema(database_url), recorded(database_url)) == before
+    with psycopg.connect(database_url) as conn:  # the data is untouched
+        assert conn.execute("SELECT name FROM recipes").fetchall() == [("shakshuka",)]
+
+
+def test_the_page_script_applies_lists_and_rolls_back_the_last(database_url: str) -> None:
+    result = run_script(SCRIPT, {"DATABASE_URL": database_url})
+    lists = [block for block in result.stdout.split("STATUS") if block.strip()]
+    assert len(lists) == 2, result.stdout
+    assert status(lists[0]) == {RECIPES: "A", INGREDIENTS: "A"}
+    assert status(lists[1]) == {RECIPES: "A", INGREDIENTS: "U"}
+    # Rollback ran 02's .rollback.sql only, and removed its tracking row.
+    assert tables(database_url) == {
+        "recipes",
+        "_yoyo_log",
+        "_yoyo_migration",
+        "_yoyo_version",
+        "yoyo_lock",
+    }
+    assert recorded(database_url) == [RECIPES]
+
+
+def test_a_broken_migration_leaves_the_schema_as_it_was(database_url: str) -> None:
+    assert yoyo(database_url, "apply", MIGRATIONS).returncode == 0
+    before = schema(database_url)
+    result = yoyo(database_url, "apply", MIGRATIONS, BROKEN)
+    assert result.returncode != 0
+    assert 'column "ratng" does not exist' in result.stderr  # PostgreSQL's own words
+    # The ALTER TABLE before the failing CREATE INDEX succeeded, then was rolled back
+    # with it: no rating column, nothing else changed, and no tracking row.
+    assert schema(database_url) == before
+    assert recorded(database_url) == [RECIPES, INGREDIENTS]
+
+
+def test_control_without_a_transaction_the_first_statement_stays(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The check above can fail: the same migration marked non-transactional (and with
+    no rollback file, so yoyo has nothing to undo it with) leaves its first statement
+    applied when the second fails, and the schema comparison sees it."""
+    assert yoyo(database_url, "apply", MIGRATIONS).returncode == 0
+    before = schema(database_url)
+    migration = tmp_path / f"{RATING}.sql"
+    migration.write_text("-- transactional: false\n" + (BROKEN / migration.name).read_text())
+    result = yoyo(database_url, "apply", MIGRATIONS, tmp_path)
+    assert result.returncode != 0
+    after = schema(database_url)
+    assert after != before
+    assert ("recipes", "rating", "smallint", "YES") in after
+    assert recorded(database_url) == [RECIPES, INGREDIENTS]
