@@ -17,6 +17,7 @@ pytest_plugins = [
     "kit.services.redis",
     "kit.services.postgresql",
     "kit.services.haproxy",
+    "kit.services.memcached",
     "kit.services.prometheus",
     "kit.services.rsyslog",
     "kit.services.graphite",

@@ -31,6 +31,7 @@ DEBIAN_PACKAGES = {
     "npm": "npm",
     "taskset": "util-linux",
     "haproxy": "haproxy",
+    "memcached": "memcached",
     "rsyslogd": "rsyslog",
     "prometheus": "prometheus",
     "promtool": "prometheus",
