@@ -31,6 +31,7 @@ BENCHMARKS = {
     "test_layers": "bench.deployments.test_layers",
     "graceful_restart": "bench.resilience.graceful_restart",
     "db_pool": "bench.resilience.pool",
+    "cache_memory": "bench.resilience.cache_memory",
 }
 
 
