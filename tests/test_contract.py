@@ -169,7 +169,7 @@ URLS = {
     "DATABASE_URL": ["not-a-url", "mysql://db.example/recipes"],
     "REDIS_URL": ["not-a-url", "http://127.0.0.1:6379"],
 }
-ADDRESSES = {"LOG_UDP", "STATSD"}  # host:port
+ADDRESSES = {"LOG_UDP", "STATSD", "MEMCACHED"}  # host:port
 FILES = {"TLS_CERT", "TLS_KEY", "TLS_CA", "TARGET_CA", "TLS_CLIENT_CERT", "TLS_CLIENT_KEY"}
 NUMBER_DEFAULT = re.compile(r"\(default `-?\d+(\.\d+)?`")
 COUNTS = ("WORKERS", "MAX_QUICK_EXITS", "MAX_MISSES")

@@ -24,7 +24,7 @@ Environment:
 
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4000`).
-- `MEMCACHED` (`host:port`): memcached's address (default `127.0.0.1:11211`).
+- `MEMCACHED`: memcached's address as `host:port` (default `127.0.0.1:11211`).
 - `CACHE_TTL`: seconds an entry lives in memcached (default `60`).
 - `CACHE_TIMEOUT`: seconds each memcached call may take (default `0.2`).
 - `LOCAL_CACHE_SIZE`: recipes the in-process LRU holds at most (default `256`).
