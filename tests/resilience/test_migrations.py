@@ -10,19 +10,23 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
-from kit.process import ROOT
+from kit.process import ROOT, wait_until
 from kit.services.postgresql import PostgresServer
 from kit.snippets import run_script
 
 MIGRATIONS = ROOT / "examples" / "resilience" / "migrations"
 BROKEN = MIGRATIONS / "broken"
 SCRIPT = "snippets/resilience/migrate.sh"
+BOUND = 20.0  # seconds: a bound on reaching a state, never a pass/fail threshold
 YOYO = str(Path(sys.executable).parent / "yoyo")
 RECIPES, INGREDIENTS, RATING = (
     "20261130_01_create-recipes",
@@ -149,3 +153,125 @@ def test_control_without_a_transaction_the_first_statement_stays(
     assert after != before
     assert ("recipes", "rating", "smallint", "YES") in after
     assert recorded(database_url) == [RECIPES, INGREDIENTS]
+
+
+# --- the live rename of recipes.name to title, under a stream of requests ----------
+
+LIVE = MIGRATIONS / "live"
+SERVICE = "resilience/migrating_service.py"
+SEEDED = 2500  # rows written before the rename began: the backfill takes 3 batches
+ROUNDS = 15  # write-then-read rounds the stream completes at each point of a step
+
+
+class Stream:
+    """A client thread: POST a recipe to one instance, GET it back from the next one,
+    again and again, keeping every failure (a non-2xx, a wrong name, an exception)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.rounds = 0
+        self.failures: list[str] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.done.is_set():
+                urls = list(self.urls)
+                writer, reader = urls[self.rounds % len(urls)], urls[(self.rounds + 1) % len(urls)]
+                name = f"recipe {self.rounds}"
+                try:
+                    made = client.post(f"{writer}/recipes", json={"name": name})
+                    if made.status_code != 201:
+                        self.failures.append(f"POST {writer}: {made.status_code} {made.text}")
+                        continue
+                    read = client.get(f"{reader}/recipes/{made.json()['id']}")
+                    if read.status_code != 200 or read.json()["name"] != name:
+                        self.failures.append(f"GET {reader}: {read.status_code} {read.text}")
+                except httpx.HTTPError as error:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+                finally:
+                    self.rounds += 1
+
+    def more(self, rounds: int = ROUNDS) -> None:
+        """Wait until `rounds` more rounds are done (a bound on progress, not a timing)."""
+        target = self.rounds + rounds
+        wait_until(lambda: self.rounds >= target, timeout=BOUND, what=f"{rounds} rounds")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=BOUND)
+
+
+@dataclass
+class Step:
+    stage: int  # the code version the migration is applied under
+    before: str | None  # the last live migration already applied
+    during: str  # the migration applied under traffic
+    old: int | None = None  # the version rolled out from (both serve for a while)
+
+
+STEPS = [
+    Step(1, None, "20261201_01_add-title"),
+    Step(2, "20261201_01_add-title", "20261201_02_backfill-title", old=1),
+    Step(3, "20261201_02_backfill-title", "20261201_03_title-not-null", old=2),
+    Step(4, "20261201_03_title-not-null", "20261201_04_drop-name", old=3),
+]
+
+
+def prepare(database_url: str, step: Step) -> None:
+    """The schema as it is when the step begins, with rows written by the old code."""
+    assert yoyo(database_url, "apply", MIGRATIONS).returncode == 0
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO recipes (name) SELECT 'seed ' || n FROM generate_series(1, %s) n",
+            (SEEDED,),
+        )
+    if step.before:
+        result = yoyo(database_url, "apply", "--revision", step.before, MIGRATIONS, LIVE)
+        assert result.returncode == 0, result.stderr
+
+
+def roll_out_until(run_example, database_url: str, step: Step, *, keep_old: bool = False) -> Stream:
+    """Start the new version next to the old, stream through both, stop the old one
+    (unless `keep_old`), then apply the step's migration under the stream."""
+    env = {"DATABASE_URL": database_url}
+    new = run_example(SERVICE, env={**env, "STAGE": str(step.stage)})
+    old = run_example(SERVICE, env={**env, "STAGE": str(step.old)}) if step.old else None
+    stream = Stream([old.url, new.url] if old else [new.url])
+    stream.more()  # both versions serve: a rolling update's overlap
+    if old and not keep_old:
+        stream.urls = [new.url]  # drain the old one first, as a load balancer does:
+        stream.more(2)  # the round in flight when the list changed is over
+        assert old.stop() == 0
+        stream.more()
+    result = yoyo(database_url, "apply", "--revision", step.during, MIGRATIONS, LIVE)
+    assert result.returncode == 0, result.stderr
+    stream.more()
+    stream.stop()
+    return stream
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: f"stage{s.stage}-{s.during[12:]}")
+def test_each_step_of_the_rename_fails_no_request(run_example, database_url: str, step: Step):
+    prepare(database_url, step)
+    stream = roll_out_until(run_example, database_url, step)
+    assert stream.failures == [], stream.failures[:5]
+    assert recorded(database_url)[-1] == step.during
+    assert stream.rounds >= 2 * ROUNDS
+    if step.stage >= 2:  # from the backfill on, every row has its title
+        with psycopg.connect(database_url) as conn:
+            missing = conn.execute("SELECT count(*) FROM recipes WHERE title IS NULL").fetchone()
+        assert missing == (0,)
+
+
+def test_control_dropping_the_column_under_the_old_code_fails_requests(
+    run_example, database_url: str
+) -> None:
+    """The same last step with the version that still writes `name` left running:
+    once the column is gone, its requests fail, and the stream sees them."""
+    step = STEPS[-1]
+    prepare(database_url, step)
+    stream = roll_out_until(run_example, database_url, step, keep_old=True)
+    assert any("500" in failure for failure in stream.failures), stream.failures[:5]

@@ -1,0 +1,3 @@
+UPDATE recipes SET name = title WHERE name IS NULL;
+ALTER TABLE recipes ALTER COLUMN name SET NOT NULL;
+ALTER TABLE recipes ALTER COLUMN title DROP NOT NULL;

@@ -1,0 +1,2 @@
+ALTER TABLE recipes ADD COLUMN name text;
+UPDATE recipes SET name = title;
