@@ -1,4 +1,4 @@
--- Stage 3: copy name into title for the rows written before the dual-write,
+-- Step 3: copy name into title for the rows written before the dual-write,
 -- 1000 rows per transaction, so no lock is held for long and the requests
 -- keep flowing. Not transactional: the block commits after each batch.
 -- transactional: false
