@@ -3,6 +3,10 @@
 Each test gets a database of its own (CREATE DATABASE on the shared server), so the
 tests never see each other's tables. Migrations are applied with the `yoyo` command
 the page gives, and the schema is read back from information_schema.
+
+The live rename runs migrating_service.py at two STAGEs side by side under a client
+that writes through one and reads back through the other; waits are bounds on
+progress (rounds completed), never timings.
 """
 
 from __future__ import annotations
