@@ -137,7 +137,7 @@ def run(probe: Probe) -> int:
         **probe.headers,
     }
     with httpx.Client(headers=headers, limits=limits, follow_redirects=False) as client:
-        time.sleep(probe.initial_delay)
+        time.sleep(probe.initial_delay)  # on purpose: a synchronous CLI, no event loop
         start, number = time.monotonic(), 0
         while True:
             began, number = time.monotonic(), number + 1
@@ -158,7 +158,8 @@ def run(probe: Probe) -> int:
             # Like the kubelet's ticker: the next probe at the first tick of the period
             # after this one began, or at once if that tick passed while it ran.
             ticks = (began - start) // probe.period + 1
-            time.sleep(max(0.0, start + ticks * probe.period - time.monotonic()))
+            pause = max(0.0, start + ticks * probe.period - time.monotonic())
+            time.sleep(pause)  # on purpose: a synchronous CLI, no event loop
 
 
 # --8<-- [end:loop]

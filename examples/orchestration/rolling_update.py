@@ -138,7 +138,7 @@ def until(check: Callable[[], object], deadline: float) -> bool:
     while not check():
         if time.monotonic() > deadline:
             return False
-        time.sleep(POLL)
+        time.sleep(POLL)  # on purpose: a sync CLI, no event loop
     return True
 
 

@@ -79,9 +79,9 @@ def end(way: str) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     elif way == "wait":
         say(f"pid {os.getpid()} waiting for a signal")
-        time.sleep(60)
+        time.sleep(60)  # on purpose: a sync CLI waiting for a signal
         return 0
-    time.sleep(5)  # a signal sent to oneself arrives at once: never reached
+    time.sleep(5)  # on purpose, never reached: a signal sent to oneself arrives at once
     say("still alive")
     return 0
 
