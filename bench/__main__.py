@@ -32,6 +32,10 @@ BENCHMARKS = {
     "graceful_restart": "bench.resilience.graceful_restart",
     "db_pool": "bench.resilience.pool",
     "cache_memory": "bench.resilience.cache_memory",
+    "retry_storm": "bench.resilience.retry_storm",
+    "chaos": "bench.resilience.chaos",
+    "redis_pipelines": "bench.primitives.pipelines",
+    "rate_limit": "bench.primitives.rate_limit",
 }
 
 
