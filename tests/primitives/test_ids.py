@@ -22,7 +22,7 @@ import redis
 from kit.process import ROOT
 
 SERVICE = "primitives/ids_service.py"
-REQUESTS = 200  # split across both processes, all in flight together
+REQUESTS = 100  # split across both processes, all in flight together
 TIMEOUT = 10  # far above REDIS_TIMEOUT: a hang would raise, not answer
 
 
