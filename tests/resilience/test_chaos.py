@@ -277,8 +277,11 @@ def faults_in_order(instance: RunningExample, count: int) -> list[str]:
 
 def test_a_seed_replays_the_same_faults(run_example: StartExample) -> None:
     env = {"CHAOS_ERROR_RATE": "0.3", "CHAOS_DROP_RATE": "0.2", "CHAOS_SEED": "7"}
-    runs = [faults_in_order(run_example(EXAMPLE, env=env), 40) for _ in range(2)]
-    other = faults_in_order(run_example(EXAMPLE, env={**env, "CHAOS_SEED": "8"}), 40)
+    envs = [env, env, {**env, "CHAOS_SEED": "8"}]
+    instances = [run_example(EXAMPLE, env=e, ready="") for e in envs]  # started side by side
+    for instance in instances:
+        wait_until(lambda i=instance: health(i) == "on", WAIT, f"{instance.port} to serve")
+    *runs, other = [faults_in_order(instance, 40) for instance in instances]
     assert runs[0] == runs[1]
     assert other != runs[0]
     assert {"200", "503", "RemoteProtocolError"} == set(runs[0])  # a drop: no answer
