@@ -162,6 +162,7 @@ CHOICES = {
     "LOG_FORMAT": ["xml"],
     "TELEMETRY": ["logs,tracing"],
     "ACCESS_LOG": ["maybe"],
+    "PROPAGATE": ["maybe"],
 }
 URLS = {
     "TARGET": ["not-a-url"],
