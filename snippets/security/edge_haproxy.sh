@@ -1,0 +1,1 @@
+haproxy -db -f snippets/security/edge_haproxy.cfg
