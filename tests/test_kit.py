@@ -113,3 +113,54 @@ def test_the_fake_upstream_can_hang_or_hang_up(fake_upstream) -> None:
     fake.behave(close=True)
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(fake.url, timeout=5)
+
+
+FORKED = """
+import os, signal, sys, time
+print("argv", sys.argv[1:], "cwd", os.getcwd(), "env", os.environ.get("KIT_PROBE"), flush=True)
+print("main", __name__, os.path.basename(__file__), "sanic" in sys.modules, flush=True)
+how = sys.argv[1]
+if how == "exit":
+    raise SystemExit(int(sys.argv[2]))
+if how == "message":
+    sys.exit("bad thing")
+if how == "raise":
+    raise ValueError("boom")
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "signal_", "code", "said"),
+    [
+        (["exit", "0"], None, 0, ""),
+        (["exit", "3"], None, 3, ""),
+        (["message"], None, 1, "bad thing"),
+        (["raise"], None, 1, "ValueError: boom"),
+        (["wait"], signal.SIGTERM, -signal.SIGTERM, ""),
+        (["wait"], signal.SIGINT, -signal.SIGINT, "KeyboardInterrupt"),
+    ],
+)
+def test_a_forked_example_behaves_as_a_started_one(
+    tmp_path: Path, args: list[str], signal_: int | None, code: int, said: str
+) -> None:
+    """kit.forkserver: what a test sees of a forked program is what it would see of
+    `python script.py`: argv, cwd, environment, __main__, output, exit status."""
+    from kit import forkserver
+
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    argv = [sys.executable, str(script), *args]
+    assert forkserver.eligible(argv, {"KIT_PROBE": "x"}, None) == forkserver.enabled()
+    process = Process("forked", argv, tmp_path / "forked.log", env={"KIT_PROBE": "x"}, cwd=tmp_path)
+    process.start()
+    if signal_ is not None:
+        wait_until(lambda: "ready" in process.output(), 20, "the program to be ready")
+        process.popen.send_signal(signal_)  # type: ignore[union-attr]
+    assert process.popen is not None
+    assert process.popen.wait(20) == code
+    output = process.output()
+    assert f"argv {args!r} cwd {tmp_path} env x" in output
+    assert "main __main__ forked.py" in output
+    assert said in output

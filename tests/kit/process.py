@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import port_for
 
+from kit import forkserver
+
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 # Generous for a loaded machine (two CPU hogs, a parallel suite); a healthy start takes < 1 s.
@@ -201,19 +203,24 @@ class Process:
     ) -> Process:
         """Start the program; with `ready`, return once it is true (or fail with the log)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                cwd=self.cwd,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                user=self.user,
-                group=self.user,
-                extra_groups=[] if self.user else None,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        if forkserver.eligible(self.argv, self.env, self.user):
+            # A fork of a Python that has imported sanic, pydantic...: see forkserver.py.
+            self.popen = forkserver.spawn(self.argv, env, self.cwd, self.log_path)  # type: ignore[assignment]
+        else:
+            with self.log_path.open("ab") as log:
+                self.popen = subprocess.Popen(
+                    self.argv,
+                    cwd=self.cwd,
+                    env=env,
+                    user=self.user,
+                    group=self.user,
+                    extra_groups=[] if self.user else None,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         _running.add(self)
         if ready is not None:
 
