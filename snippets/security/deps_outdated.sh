@@ -1,0 +1,2 @@
+# Every installed package that has a newer release on the index pip reads
+pip list --outdated

@@ -1,0 +1,401 @@
+"""Malicious packages and upgrading dependencies (docs/security/dependencies.md).
+
+Nothing here reaches beyond the package registries: packages are installed from
+local folders of files and a pypiserver on loopback, the malicious package is
+built here (its payload only writes a marker file), and the vulnerability
+database the audit wrapper succeeds against is a stand-in on loopback. The real
+databases are out of reach, and the tests show that this fails loudly.
+
+Scratch venvs are made without pip (fast); their `pip` is a two-line script that
+runs the test environment's pip for them (`pip --python VENV/bin/python`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from kit.process import LOOPBACK, ROOT, free_port
+from kit.services.pypiserver import PackageIndex, mirror_wheels
+from kit.snippets import run_script
+from packaging.utils import canonicalize_name
+
+SNIPPETS = ROOT / "snippets/security"
+AUDIT = ROOT / "examples/security/audit.py"
+UV = ROOT / ".venv-nox/bin/uv"
+BIN = Path(sys.executable).parent
+
+
+def scratch_venv(path: Path) -> Path:
+    """A fresh venv whose `pip` is the test environment's pip, installing into it."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", path], check=True)
+    pip = path / "bin/pip"
+    pip.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pip --python "{path}/bin/python" "$@"\n')
+    pip.chmod(0o755)
+    return path
+
+
+def pip_env(venv: Path, **extra: str) -> dict[str, str]:
+    """What a reader's shell has: the venv first on PATH. No pip configuration of this
+    machine (its own indexes), no cache, no byte-compiling (not what a test checks)."""
+    return {
+        **os.environ,
+        "PATH": f"{venv}/bin{os.pathsep}{UV.parent}{os.pathsep}{os.environ['PATH']}",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_NO_COMPILE": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        **extra,
+    }
+
+
+def site_packages(venv: Path) -> set[str]:
+    (lib,) = (venv / "lib").glob("python3*/site-packages")
+    return {p.name for p in lib.iterdir()}
+
+
+# --- install-time code in an sdist ---------------------------------------------
+
+
+def make_sdist(folder: Path) -> Path:
+    """The look-alike's sdist, as its author would upload it: setup.py and PKG-INFO."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pydantic_setings-2.99.0.tar.gz"
+    files = {
+        "setup.py": (SNIPPETS / "deps_sdist_setup.py").read_bytes(),
+        "PKG-INFO": b"Metadata-Version: 2.1\nName: pydantic-setings\nVersion: 2.99.0\n",
+    }
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"pydantic_setings-2.99.0/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_sdist_runs_its_code_at_install_time_and_wheels_only_refuses_it(
+    tmp_path: Path,
+) -> None:
+    index = tmp_path / "index"
+    make_sdist(index)
+    setuptools = mirror_wheels(["setuptools"])  # what pip builds the sdist with
+    venv = scratch_venv(tmp_path / "venv")
+    marker = tmp_path / "marker"
+    env = pip_env(
+        venv,
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=f"{index} {setuptools}",
+        INSTALL_MARKER=str(marker),
+    )
+    # Wheels only: refused, and the payload never ran.
+    refused = run_script(SNIPPETS / "deps_wheels_only.sh", env, cwd=tmp_path, returncode=1)
+    assert "No matching distribution found for pydantic-setings" in refused.stderr
+    assert not marker.exists()
+    # Source allowed: pip runs setup.py, and the payload runs as whoever installs.
+    run_script(SNIPPETS / "deps_sdist_install.sh", env, cwd=tmp_path)
+    assert marker.read_text() == f"ran at install time as uid {os.getuid()}\n"
+    assert "pydantic_setings-2.99.0.dist-info" in site_packages(venv)
+
+
+# --- installing from the lock with hashes ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lock(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The services group of uv.lock with hashes, exported by the page's own command."""
+    folder = tmp_path_factory.mktemp("lock")
+    script = (SNIPPETS / "deps_locked_install.sh").read_text()
+    export = next(line for line in script.splitlines() if line.startswith("uv export"))
+    env = {**os.environ, "UV_PROJECT": str(ROOT), "UV_OFFLINE": "1", "NO_COLOR": "1"}
+    subprocess.run([UV, *export.split()[1:]], cwd=folder, env=env, check=True, timeout=60)
+    path = folder / "requirements.lock.txt"
+    assert "--hash=sha256:" in path.read_text()
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(lock: Path) -> Path:
+    """The files the lock names, fetched from the package index once per machine (the
+    way a company mirror serves them); installs below read only this folder."""
+    return mirror_wheels(["-r", str(lock)])
+
+
+@pytest.fixture(scope="module")
+def excerpt(lock: Path) -> Path:
+    """The lock's first five packages, with their hashes: PyPI's JSON API answers each
+    query of pip-audit's default database in about 0.1 s, 25 of them add up."""
+    entries: list[list[str]] = []
+    for line in lock.read_text().splitlines():
+        if line[:1].isalnum():
+            entries.append([])
+        if entries and not line.lstrip().startswith("#"):
+            entries[-1].append(line)
+    path = lock.with_name("excerpt.lock.txt")
+    path.write_text("".join(f"{line}\n" for entry in entries[:5] for line in entry))
+    return path
+
+
+def pinned(lock: Path) -> set[str]:
+    return {
+        canonicalize_name(line.split("==")[0])
+        for line in lock.read_text().splitlines()
+        if line[:1].isalnum() and "==" in line
+    }
+
+
+def test_the_lock_installs_with_every_hash_checked(tmp_path: Path, lock, wheelhouse) -> None:
+    shutil.copy(lock, tmp_path)
+    venv = scratch_venv(tmp_path / "venv")
+    env = pip_env(venv, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse), UV_OFFLINE="1")
+    env["UV_PROJECT"] = str(ROOT)  # the script's `uv export` reads this repository's lock
+    run_script(SNIPPETS / "deps_locked_install.sh", env, cwd=tmp_path, timeout=120)
+    listing = subprocess.run(
+        [venv / "bin/pip", "list", "--format", "json"], env=env, capture_output=True, check=True
+    )
+    installed = {canonicalize_name(p["name"]) for p in json.loads(listing.stdout)}
+    assert installed == pinned(lock)  # exactly the lock, nothing more
+    assert len(installed) >= 20
+
+
+def test_a_file_that_does_not_match_its_hash_is_refused(tmp_path: Path, lock, wheelhouse) -> None:
+    """The index (or a mirror, or a proxy) serves a different idna wheel than the one
+    locked: same name, same version, other bytes."""
+    tampered = tmp_path / "wheelhouse"
+    tampered.mkdir()
+    for wheel in wheelhouse.glob("*.whl"):
+        (tampered / wheel.name).symlink_to(wheel)
+    (idna,) = tampered.glob("idna-*.whl")
+    data = idna.read_bytes()
+    idna.unlink()
+    idna.write_bytes(data + b"\0")  # one byte more: a valid zip still, another hash
+    venv = scratch_venv(tmp_path / "venv")
+    env = pip_env(venv, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(tampered))
+    command = ["pip", "install", "--require-hashes", "--only-binary", ":all:", "-r", str(lock)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE" in result.stderr
+    version = idna.name.split("-")[1]
+    # The error names the package, the file, the hashes expected and the one it got.
+    assert f"idna=={version} from file://{idna}" in result.stderr
+    assert not {p for p in site_packages(venv) if p.endswith(".dist-info")}  # nothing installed
+
+
+def test_without_hashes_the_tampered_file_installs(tmp_path: Path, lock, wheelhouse) -> None:
+    """The control: the same tampered idna with plain pins (`==`, no hashes) goes in."""
+    tampered = tmp_path / "wheelhouse"
+    tampered.mkdir()
+    (idna,) = wheelhouse.glob("idna-*.whl")
+    (tampered / idna.name).write_bytes(idna.read_bytes() + b"\0")
+    pin = next(line.split()[0] for line in lock.read_text().splitlines() if line.startswith("idna"))
+    venv = scratch_venv(tmp_path / "venv")
+    env = pip_env(venv, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(tampered))
+    subprocess.run(["pip", "install", "--no-deps", pin], env=env, capture_output=True, check=True)
+    assert f"{idna.name.split('-')[0]}-{pin.split('==')[1]}.dist-info" in site_packages(venv)
+
+
+# --- upgrades: Dependabot and outdated packages ----------------------------------
+
+
+def test_the_dependabot_config_keeps_its_schema(tmp_path: Path) -> None:
+    config = SNIPPETS / "deps_dependabot.yml"
+    command = [BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot"]
+    good = subprocess.run([*command, config], capture_output=True, text=True, check=False)
+    assert good.returncode == 0, good.stdout + good.stderr
+    typo = tmp_path / "dependabot.yml"  # the control: a misspelt key fails it
+    typo.write_text(config.read_text().replace("schedule:", "shedule:", 1))
+    bad = subprocess.run([*command, typo], capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert "'shedule' was unexpected" in bad.stdout
+
+
+def test_the_dependabot_config_covers_this_repositorys_manifests() -> None:
+    updates = yaml.safe_load((SNIPPETS / "deps_dependabot.yml").read_text())["updates"]
+    ecosystems = {u["package-ecosystem"]: ROOT / u["directory"].lstrip("/") for u in updates}
+    assert set(ecosystems) == {"uv", "npm", "github-actions"}
+    assert (ecosystems["uv"] / "uv.lock").is_file()
+    assert (ecosystems["npm"] / "package-lock.json").is_file()
+    assert list((ecosystems["github-actions"] / ".github/workflows").glob("*.yml"))
+
+
+def make_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel: one module and its dist-info."""
+    module = name.replace("-", "_")
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}.py": f'__version__ = "{version}"\n',
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, text in files.items():
+            archive.writestr(file, text)
+    return path
+
+
+def test_pip_lists_what_the_local_index_has_newer(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    make_wheel(old, "recipe-units", "1.0.0")
+    make_wheel(new, "recipe-units", "1.1.0")
+    venv = scratch_venv(tmp_path / "venv")
+    install = ["pip", "install", "--no-index", "--find-links", old, "recipe-units"]
+    subprocess.run(install, env=pip_env(venv), capture_output=True, check=True)
+
+    index = PackageIndex(tmp_path / "index", mirrors=[old])
+    index.start()
+    try:
+        env = pip_env(venv, PIP_INDEX_URL=index.simple_url)
+        # The control: nothing newer on the index, nothing listed.
+        same = run_script(SNIPPETS / "deps_outdated.sh", env, cwd=tmp_path)
+        assert "recipe-units" not in same.stdout
+        shutil.copy(next(new.iterdir()), index.packages)  # 1.1.0 is released
+        newer = run_script(SNIPPETS / "deps_outdated.sh", env, cwd=tmp_path)
+    finally:
+        index.stop()
+    rows = [line.split() for line in newer.stdout.splitlines()]
+    assert ["recipe-units", "1.0.0", "1.1.0", "wheel"] in rows
+
+
+# --- audits ------------------------------------------------------------------------
+
+
+def test_pip_audit_passes_having_checked_nothing(excerpt: Path) -> None:
+    """What pip-audit does here: PyPI's JSON API (its default database) is not reachable
+    from these machines, every package is skipped, and it still says all is well."""
+    lock = excerpt
+    command = [BIN / "pip-audit", "--require-hashes", "--disable-pip", "-r", lock]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0
+    assert "No known vulnerabilities found" in result.stderr
+    skipped = [line for line in result.stdout.splitlines() if "could not be audited" in line]
+    assert len(skipped) == len(pinned(lock))
+
+
+def test_pip_audit_strict_fails_having_checked_nothing(tmp_path: Path, excerpt: Path) -> None:
+    shutil.copy(excerpt, tmp_path / "requirements.lock.txt")
+    result = run_script(SNIPPETS / "deps_pip_audit.sh", cwd=tmp_path, returncode=1)
+    assert "could not be audited" in result.stderr
+
+
+class StandInOsv(BaseHTTPRequestHandler):
+    """The OSV query API's shape, on loopback: `vulnerable` maps a package to a finding."""
+
+    vulnerable: dict[str, dict] = {}  # noqa: RUF012 (set per test, one test at a time)
+
+    def do_POST(self) -> None:
+        query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name = query["package"]["name"]
+        body = json.dumps({"vulns": [self.vulnerable[name]]} if name in self.vulnerable else {})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def osv() -> Iterator[str]:
+    server = ThreadingHTTPServer((LOOPBACK, 0), StandInOsv)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{LOOPBACK}:{server.server_port}/v1/query"
+    server.shutdown()
+    server.server_close()
+
+
+def audit(lock: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, AUDIT, lock],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_wrapper_fails_when_the_database_is_unreachable(lock: Path) -> None:
+    closed = f"http://{LOOPBACK}:{free_port()}/v1/query"  # nothing listens there
+    result = audit(lock, OSV_URL=closed)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("audit failed: could not audit, pip-audit exited 1: ")
+    assert "Connection refused" in line
+
+
+def test_the_wrapper_fails_when_packages_were_skipped(excerpt: Path) -> None:
+    lock = excerpt
+    result = audit(lock, AUDIT_SERVICE="pypi")  # the database pip-audit says "ok" with
+    assert result.returncode == 1
+    count = len(pinned(lock))
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"audit failed: {count} of {count} packages could not be audited")
+
+
+def test_the_wrapper_fails_when_the_database_never_answers(lock: Path) -> None:
+    with socket.create_server((LOOPBACK, 0)) as silent:  # accepts, never answers
+        url = f"http://{LOOPBACK}:{silent.getsockname()[1]}/v1/query"
+        result = audit(lock, OSV_URL=url, AUDIT_TIMEOUT="1")
+    assert result.returncode == 1
+    assert result.stderr == "audit failed: no answer within 1 s\n"
+
+
+def test_the_wrapper_passes_a_complete_clean_audit(lock: Path, osv: str) -> None:
+    """The control: the same wrapper, a database that answers for every package."""
+    StandInOsv.vulnerable = {}
+    result = audit(lock, OSV_URL=osv)
+    assert result.returncode == 0, result.stderr
+    count = len(pinned(lock))
+    assert result.stdout == f"audit passed: {count} packages checked, no known vulnerabilities\n"
+
+
+def test_the_wrapper_fails_on_a_known_vulnerability(lock: Path, osv: str) -> None:
+    finding = {
+        "id": "PYSEC-0000-TEST",
+        "summary": "a stand-in finding",
+        "affected": [
+            {
+                "package": {"name": "idna", "ecosystem": "PyPI"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "99.0"}]}
+                ],
+            }
+        ],
+    }
+    StandInOsv.vulnerable = {"idna": finding}
+    try:
+        result = audit(lock, OSV_URL=osv)
+    finally:
+        StandInOsv.vulnerable = {}
+    assert result.returncode == 1
+    version = next(p.split("==")[1] for p in lock.read_text().split() if p.startswith("idna=="))
+    assert result.stderr.splitlines() == [
+        f"vulnerable: idna {version} PYSEC-0000-TEST (fixed in 99.0)",
+        "audit failed: 1 known vulnerabilities",
+    ]
+
+
+def test_a_bad_setting_exits_2_with_one_line(lock: Path) -> None:
+    result = audit(lock, AUDIT_SERVICE="nvd")
+    assert result.returncode == 2
+    assert result.stderr == "configuration error: AUDIT_SERVICE: Input should be 'osv' or 'pypi'\n"
