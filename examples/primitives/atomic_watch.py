@@ -68,7 +68,7 @@ async def increment(client: redis.Redis, attempts: int) -> None:
         for attempt in range(attempts):
             if attempt:  # a retry: wait a random while, or the losers collide again
                 ceiling = min(0.001 * 2**attempt, 0.1)  # doubling from 2 ms, at most 0.1 s
-                await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 (jitter, not crypto)
+                await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 (jitter, not crypto)  # nosec B311
             try:
                 await tx.watch(KEY)  # from here, any write to KEY dooms our EXEC
                 value = int(await tx.get(KEY) or 0)  # read (runs at once after WATCH)

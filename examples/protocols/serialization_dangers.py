@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
+import pickle  # nosec B403  # the danger this example shows
 from typing import TypedDict
 
 import orjson
@@ -69,7 +69,7 @@ def unpickle_from_the_network() -> None:
     received = pickle.dumps(Payload())  # imagine these bytes arrived in a request body
     print(f"   {len(received)} bytes received, naming builtins.print: {b'print' in received}")
     print("   calling pickle.loads(received)...")
-    result = pickle.loads(received)  # noqa: S301 - the danger this example shows
+    result = pickle.loads(received)  # noqa: S301 - the danger this example shows  # nosec B301
     print(f"   pickle.loads returned {result!r}, after running the sender's function")
     # The same attempt as JSON is only data: json.loads builds dicts, lists,
     # strings, numbers, booleans and None, and calls nothing.

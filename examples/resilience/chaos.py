@@ -75,7 +75,7 @@ class Chaos:
         }
         self.pause = settings.chaos_pause_ms / 1000
         self.delay = settings.chaos_delay_ms / 1000
-        self.rng = random.Random(settings.chaos_seed)  # noqa: S311 (dice, not secrets)
+        self.rng = random.Random(settings.chaos_seed)  # noqa: S311 (dice, not secrets)  # nosec B311
         self.configured = any(self.rates.values())
         self.on = self.configured
         self.injected: Counter[str] = Counter()

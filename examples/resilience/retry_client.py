@@ -137,7 +137,7 @@ class RetryingClient:
     ) -> None:
         self.http = http
         self.budget = budget or RetryBudget()
-        self.rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+        self.rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)  # nosec B311
         self.now = now  # for Retry-After dates
         self.on_wait = on_wait or (lambda seconds: None)
 
