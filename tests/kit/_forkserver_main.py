@@ -40,13 +40,14 @@ def run_child(request: dict, close: list[int]) -> None:
         for fd in close:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
         os.close(null)
+        # One log file for both, or (for a one-shot program) one file each.
+        for fd, path in ((1, request["log"]), (2, request.get("stderr") or request["log"])):
+            opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(opened, fd)
+            os.close(opened)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kit import sysdeps
+from kit import forkserver, sysdeps
 from kit.process import (
     LOOPBACK,
     ROOT,
@@ -143,14 +143,8 @@ def run_program(
     It must exit with code 0 and write nothing to stderr.
     """
     line_env, argv = command_for(example)
-    result = subprocess.run(
-        [*argv, *args],
-        cwd=ROOT,
-        env={**os.environ, **line_env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    result = forkserver.run(
+        [*argv, *args], env={**os.environ, **line_env, **(env or {})}, cwd=ROOT, timeout=timeout
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -160,14 +154,8 @@ def run_program(
 def refused_settings(example: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Start `examples/<example>` with settings that must stop it before it binds its port."""
     line_env, argv = command_for(example)
-    return subprocess.run(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, **line_env, "PORT": str(free_port()), **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    return forkserver.run(
+        argv, env={**os.environ, **line_env, "PORT": str(free_port()), **env}, cwd=ROOT, timeout=30
     )
 
 

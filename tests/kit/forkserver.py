@@ -120,11 +120,18 @@ class ForkServer:
             raise RuntimeError(f"the fork server did not start (exit {self.process.poll()})")
 
     def spawn(
-        self, argv: list[str], env: Mapping[str, str], cwd: Path, log_path: Path
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        stderr_path: Path | None = None,
     ) -> ForkedChild:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(self.address)
         request = {"argv": argv, "env": dict(env), "cwd": str(cwd), "log": str(log_path)}
+        if stderr_path is not None:
+            request["stderr"] = str(stderr_path)
         connection.sendall(json.dumps(request).encode() + b"\n")
         return ForkedChild(argv, connection)
 
@@ -146,11 +153,42 @@ _server: ForkServer | None = None
 _lock = threading.Lock()
 
 
-def spawn(argv: list[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> ForkedChild:
+def spawn(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    stderr_path: Path | None = None,
+) -> ForkedChild:
     global _server
     with _lock:
         if _server is None or _server.process.poll() is not None:
             _server = ForkServer()
             atexit.register(_server.close)
         server = _server
-    return server.spawn(argv, env, cwd, log_path)
+    return server.spawn(argv, env, cwd, log_path, stderr_path)
+
+
+def run(
+    argv: list[str], *, env: Mapping[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(argv, capture_output=True, text=True) for a one-shot program,
+    forked when `eligible`: stdout and stderr apart, the exit status, the timeout."""
+    extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    if not eligible(argv, extra, None):
+        return subprocess.run(
+            argv, cwd=cwd, env=dict(env), capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="kit-run-") as directory:
+        out, err = Path(directory, "stdout"), Path(directory, "stderr")
+        child = spawn(argv, env, cwd, out, err)
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
+        read = lambda path: path.read_text(errors="replace") if path.exists() else ""  # noqa: E731
+        return subprocess.CompletedProcess(argv, code, read(out), read(err))
