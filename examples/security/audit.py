@@ -83,12 +83,13 @@ def verdict(result: subprocess.CompletedProcess[str]) -> tuple[int, list[str]]:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         return 1, [f"audit failed: could not audit, pip-audit exited {result.returncode}: {last}"]
     packages = report["dependencies"]
+    if not packages:
+        return 1, ["audit failed: no packages in the file, nothing was audited"]
     skipped = [p for p in packages if "skip_reason" in p]
-    if not packages or skipped:
-        reason = skipped[0]["skip_reason"] if skipped else "no packages in the file"
+    if skipped:
         return 1, [
             f"audit failed: {len(skipped)} of {len(packages)} packages could not be audited"
-            f" (first: {reason})"
+            f" (first: {skipped[0]['skip_reason']})"
         ]
     findings = [
         f"vulnerable: {p['name']} {p['version']} {v['id']}"

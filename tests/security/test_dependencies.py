@@ -399,3 +399,14 @@ def test_a_bad_setting_exits_2_with_one_line(lock: Path) -> None:
     result = audit(lock, AUDIT_SERVICE="nvd")
     assert result.returncode == 2
     assert result.stderr == "configuration error: AUDIT_SERVICE: Input should be 'osv' or 'pypi'\n"
+
+
+def test_an_empty_file_or_no_file_is_no_audit(tmp_path: Path) -> None:
+    empty = tmp_path / "requirements.lock.txt"
+    empty.touch()
+    result = audit(empty)  # pip-audit is happy with nothing to check; the wrapper is not
+    assert result.returncode == 1
+    assert result.stderr == "audit failed: no packages in the file, nothing was audited\n"
+    missing = audit(tmp_path / "nowhere.txt")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("usage: audit.py REQUIREMENTS_FILE")
