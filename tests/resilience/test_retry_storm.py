@@ -27,14 +27,15 @@ from kit.process import ROOT
 
 EXAMPLE = "resilience/retry_storm.py"
 PAGE = ROOT / "docs" / "resilience" / "retries.md"
-CLIENTS = 50  # requests that fail at the same instant
+CLIENTS = 40  # requests that fail at the same instant
 INSTANCES = 4  # consumers, one budget each
 
 
-@pytest.fixture
-def rs(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str((ROOT / "examples" / EXAMPLE).parent))
-    return importlib.import_module("retry_storm")
+@pytest.fixture(scope="module")
+def rs() -> Iterator[ModuleType]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str((ROOT / "examples" / EXAMPLE).parent))
+        yield importlib.import_module("retry_storm")
 
 
 @pytest.fixture
@@ -83,6 +84,13 @@ def fleet_at_once(
     return asyncio.run(go())
 
 
+@pytest.fixture(scope="module")
+def fleets(rs: ModuleType) -> dict[str, tuple[int, list[list[float]]]]:
+    """One fleet per policy without a budget, shared by the tests that read them."""
+    with stamina.set_testing(True, attempts=100, cap=True):
+        return {policy: fleet_at_once(rs, policy) for policy in ["fixed", "backoff", "jitter"]}
+
+
 def busiest(planned: list[list[float]], first_retry: int = 1) -> int:
     """Attempts planned in the busiest 100 ms, counting retries from `first_retry` on."""
     buckets = Counter(int(t / 0.1 + 1e-9) for times in planned for t in times[first_retry:])
@@ -90,22 +98,22 @@ def busiest(planned: list[list[float]], first_retry: int = 1) -> int:
 
 
 @pytest.mark.parametrize("policy", ["fixed", "backoff", "jitter"])
-def test_without_a_budget_every_request_is_sent_ten_times(rs, no_sleep, policy) -> None:
-    attempts, planned = fleet_at_once(rs, policy)
+def test_without_a_budget_every_request_is_sent_ten_times(fleets, policy) -> None:
+    attempts, planned = fleets[policy]
     assert attempts == 10 * CLIENTS  # the load on the failing upstream, times ten
     assert all(len(times) == 10 for times in planned)
 
 
-def test_without_jitter_the_fleet_retries_in_waves(rs, no_sleep) -> None:
+def test_without_jitter_the_fleet_retries_in_waves(fleets) -> None:
     for policy in ["fixed", "backoff"]:
-        _, planned = fleet_at_once(rs, policy)
+        _, planned = fleets[policy]
         assert all(times == planned[0] for times in planned)  # in lockstep
         assert busiest(planned) == CLIENTS  # every client in the same 100 ms
     assert planned[0] == pytest.approx([0, 0.1, 0.35, 0.85, 1.85, 4.35, 9.35, 14.35, 19.35, 24.35])
 
 
-def test_jitter_spreads_the_later_waves(rs, no_sleep) -> None:
-    _, planned = fleet_at_once(rs, "jitter")
+def test_jitter_spreads_the_later_waves(fleets) -> None:
+    _, planned = fleets["jitter"]
     waves = list(zip(*planned, strict=True))
     spread = [max(wave) - min(wave) for wave in waves]
     assert spread[0] == 0  # the failure itself: all at once
@@ -113,7 +121,7 @@ def test_jitter_spreads_the_later_waves(rs, no_sleep) -> None:
     assert spread[5] > 0.5  # the sixth attempt: 4.35 s, spread over more than 500 ms
     # ±10 % of 100 ms is 20 ms: the first retries stay bunched, the later ones do not.
     assert busiest(planned, first_retry=5) < CLIENTS / 2
-    _, lockstep = fleet_at_once(rs, "backoff")
+    _, lockstep = fleets["backoff"]
     assert busiest(lockstep, first_retry=5) == CLIENTS  # the control
 
 
@@ -127,7 +135,7 @@ def test_a_budget_bounds_the_attempts(rs, no_sleep) -> None:
 
 def test_the_upstream_sheds_above_its_capacity(rs) -> None:
     async def go() -> Counter[int]:
-        upstream = rs.StrugglingUpstream(capacity=3, work=2.0)  # long: all 8 overlap
+        upstream = rs.StrugglingUpstream(capacity=3, work=1.0)  # long: all 8 overlap
         server = rs.Server(upstream)
         url = await server.start()
         async with httpx.AsyncClient(timeout=30) as http:
