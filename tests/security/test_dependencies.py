@@ -275,67 +275,123 @@ def test_pip_lists_what_the_local_index_has_newer(tmp_path: Path) -> None:
 # --- audits ------------------------------------------------------------------------
 
 
-def test_pip_audit_passes_having_checked_nothing(excerpt: Path) -> None:
-    """What pip-audit does here: PyPI's JSON API (its default database) is not reachable
-    from these machines, every package is skipped, and it still says all is well."""
-    lock = excerpt
-    command = [BIN / "pip-audit", "--require-hashes", "--disable-pip", "-r", lock]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0
-    assert "No known vulnerabilities found" in result.stderr
-    skipped = [line for line in result.stdout.splitlines() if "could not be audited" in line]
-    assert len(skipped) == len(pinned(lock))
+# --- audits ------------------------------------------------------------------------
+# Each audit below is a pip-audit run of a second or two, mostly interpreter start-up
+# and waiting on the network: the module starts them all at once (`audits`), and each
+# test reads the outcome of its own run.
+
+FINDING = {
+    "id": "PYSEC-0000-TEST",
+    "summary": "a stand-in finding",
+    "affected": [
+        {
+            "package": {"name": "idna", "ecosystem": "PyPI"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "99.0"}]}],
+        }
+    ],
+}
 
 
-def test_pip_audit_strict_fails_having_checked_nothing(tmp_path: Path, excerpt: Path) -> None:
-    shutil.copy(excerpt, tmp_path / "requirements.lock.txt")
-    result = run_script(SNIPPETS / "deps_pip_audit.sh", cwd=tmp_path, returncode=1)
-    assert "could not be audited" in result.stderr
+def stand_in_osv(vulnerable: dict[str, dict]) -> ThreadingHTTPServer:
+    """The OSV query API's shape on loopback: `vulnerable` maps a package to a finding."""
+
+    class StandInOsv(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            name = query["package"]["name"]
+            found = {"vulns": [vulnerable[name]]} if name in vulnerable else {}
+            body = json.dumps(found).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), StandInOsv)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
-class StandInOsv(BaseHTTPRequestHandler):
-    """The OSV query API's shape, on loopback: `vulnerable` maps a package to a finding."""
-
-    vulnerable: dict[str, dict] = {}  # noqa: RUF012 (set per test, one test at a time)
-
-    def do_POST(self) -> None:
-        query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        name = query["package"]["name"]
-        body = json.dumps({"vulns": [self.vulnerable[name]]} if name in self.vulnerable else {})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def osv_url(port: int) -> str:
+    return f"http://{LOOPBACK}:{port}/v1/query"
 
 
 @pytest.fixture(scope="module")
-def osv() -> Iterator[str]:
-    server = ThreadingHTTPServer((LOOPBACK, 0), StandInOsv)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{LOOPBACK}:{server.server_port}/v1/query"
-    server.shutdown()
-    server.server_close()
+def audits(
+    lock: Path, excerpt: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+    clean, vulnerable = stand_in_osv({}), stand_in_osv({"idna": FINDING})
+    silent = socket.create_server((LOOPBACK, 0))  # accepts connections, never answers
+    folder = tmp_path_factory.mktemp("audit")
+    shutil.copy(excerpt, folder / "requirements.lock.txt")
+    (folder / "empty.txt").touch()
+    wrapper = [sys.executable, str(AUDIT)]
+    runs = {  # name: (command, environment, working directory)
+        "pip-audit": ([BIN / "pip-audit", "--require-hashes", "--disable-pip", "-r", excerpt],
+                      {}, ROOT),
+        "pip-audit --strict": (["bash", SNIPPETS / "deps_pip_audit.sh"],
+                               {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}, folder),
+        "unreachable": ([*wrapper, lock], {"OSV_URL": osv_url(free_port())}, ROOT),
+        "skipped": ([*wrapper, excerpt], {"AUDIT_SERVICE": "pypi"}, ROOT),
+        "never answers": ([*wrapper, lock],
+                          {"OSV_URL": osv_url(silent.getsockname()[1]), "AUDIT_TIMEOUT": "1"},
+                          ROOT),
+        "clean": ([*wrapper, lock], {"OSV_URL": osv_url(clean.server_port)}, ROOT),
+        "vulnerable": ([*wrapper, lock], {"OSV_URL": osv_url(vulnerable.server_port)}, ROOT),
+        "bad setting": ([*wrapper, lock], {"AUDIT_SERVICE": "nvd"}, ROOT),
+        "empty file": ([*wrapper, folder / "empty.txt"], {}, ROOT),
+        "no file": ([*wrapper, folder / "nowhere.txt"], {}, ROOT),
+    }  # fmt: skip
+    started: dict[str, subprocess.Popen[str]] = {}
+    results = {}
+    try:
+        for name, (command, env, cwd) in runs.items():
+            started[name] = subprocess.Popen(
+                command,
+                env={**os.environ, **env},
+                cwd=cwd,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        for name, process in started.items():
+            stdout, stderr = process.communicate(timeout=60)
+            results[name] = subprocess.CompletedProcess(
+                process.args, process.returncode, stdout, stderr
+            )
+        yield results
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for server in (clean, vulnerable):
+            server.shutdown()
+            server.server_close()
+        silent.close()
 
 
-def audit(lock: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, AUDIT, lock],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_pip_audit_passes_having_checked_nothing(audits, excerpt: Path) -> None:
+    """What pip-audit does here: PyPI's JSON API (its default database) is not reachable
+    from these machines, every package is skipped, and it still says all is well."""
+    result = audits["pip-audit"]
+    assert result.returncode == 0
+    assert "No known vulnerabilities found" in result.stderr
+    skipped = [line for line in result.stdout.splitlines() if "could not be audited" in line]
+    assert len(skipped) == len(pinned(excerpt)) == 5
 
 
-def test_the_wrapper_fails_when_the_database_is_unreachable(lock: Path) -> None:
-    closed = f"http://{LOOPBACK}:{free_port()}/v1/query"  # nothing listens there
-    result = audit(lock, OSV_URL=closed)
+def test_pip_audit_strict_fails_having_checked_nothing(audits) -> None:
+    result = audits["pip-audit --strict"]
+    assert result.returncode == 1
+    assert "could not be audited" in result.stderr
+
+
+def test_the_wrapper_fails_when_the_database_is_unreachable(audits) -> None:
+    result = audits["unreachable"]  # nothing listens on that loopback port
     assert result.returncode == 1
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()  # one line, no traceback
@@ -343,50 +399,29 @@ def test_the_wrapper_fails_when_the_database_is_unreachable(lock: Path) -> None:
     assert "Connection refused" in line
 
 
-def test_the_wrapper_fails_when_packages_were_skipped(excerpt: Path) -> None:
-    lock = excerpt
-    result = audit(lock, AUDIT_SERVICE="pypi")  # the database pip-audit says "ok" with
+def test_the_wrapper_fails_when_packages_were_skipped(audits) -> None:
+    result = audits["skipped"]  # the database pip-audit alone says "ok" with
     assert result.returncode == 1
-    count = len(pinned(lock))
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"audit failed: {count} of {count} packages could not be audited")
+    assert line.startswith("audit failed: 5 of 5 packages could not be audited")
 
 
-def test_the_wrapper_fails_when_the_database_never_answers(lock: Path) -> None:
-    with socket.create_server((LOOPBACK, 0)) as silent:  # accepts, never answers
-        url = f"http://{LOOPBACK}:{silent.getsockname()[1]}/v1/query"
-        result = audit(lock, OSV_URL=url, AUDIT_TIMEOUT="1")
+def test_the_wrapper_fails_when_the_database_never_answers(audits) -> None:
+    result = audits["never answers"]
     assert result.returncode == 1
     assert result.stderr == "audit failed: no answer within 1 s\n"
 
 
-def test_the_wrapper_passes_a_complete_clean_audit(lock: Path, osv: str) -> None:
+def test_the_wrapper_passes_a_complete_clean_audit(audits, lock: Path) -> None:
     """The control: the same wrapper, a database that answers for every package."""
-    StandInOsv.vulnerable = {}
-    result = audit(lock, OSV_URL=osv)
+    result = audits["clean"]
     assert result.returncode == 0, result.stderr
     count = len(pinned(lock))
     assert result.stdout == f"audit passed: {count} packages checked, no known vulnerabilities\n"
 
 
-def test_the_wrapper_fails_on_a_known_vulnerability(lock: Path, osv: str) -> None:
-    finding = {
-        "id": "PYSEC-0000-TEST",
-        "summary": "a stand-in finding",
-        "affected": [
-            {
-                "package": {"name": "idna", "ecosystem": "PyPI"},
-                "ranges": [
-                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "99.0"}]}
-                ],
-            }
-        ],
-    }
-    StandInOsv.vulnerable = {"idna": finding}
-    try:
-        result = audit(lock, OSV_URL=osv)
-    finally:
-        StandInOsv.vulnerable = {}
+def test_the_wrapper_fails_on_a_known_vulnerability(audits, lock: Path) -> None:
+    result = audits["vulnerable"]
     assert result.returncode == 1
     version = next(p.split("==")[1] for p in lock.read_text().split() if p.startswith("idna=="))
     assert result.stderr.splitlines() == [
@@ -395,18 +430,16 @@ def test_the_wrapper_fails_on_a_known_vulnerability(lock: Path, osv: str) -> Non
     ]
 
 
-def test_a_bad_setting_exits_2_with_one_line(lock: Path) -> None:
-    result = audit(lock, AUDIT_SERVICE="nvd")
+def test_a_bad_setting_exits_2_with_one_line(audits) -> None:
+    result = audits["bad setting"]
     assert result.returncode == 2
     assert result.stderr == "configuration error: AUDIT_SERVICE: Input should be 'osv' or 'pypi'\n"
 
 
-def test_an_empty_file_or_no_file_is_no_audit(tmp_path: Path) -> None:
-    empty = tmp_path / "requirements.lock.txt"
-    empty.touch()
-    result = audit(empty)  # pip-audit is happy with nothing to check; the wrapper is not
-    assert result.returncode == 1
-    assert result.stderr == "audit failed: no packages in the file, nothing was audited\n"
-    missing = audit(tmp_path / "nowhere.txt")
+def test_an_empty_file_or_no_file_is_no_audit(audits) -> None:
+    empty = audits["empty file"]  # pip-audit is happy with nothing to check; the wrapper is not
+    assert empty.returncode == 1
+    assert empty.stderr == "audit failed: no packages in the file, nothing was audited\n"
+    missing = audits["no file"]
     assert missing.returncode == 2
     assert missing.stderr.startswith("usage: audit.py REQUIREMENTS_FILE")
