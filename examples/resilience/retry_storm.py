@@ -80,7 +80,7 @@ class StrugglingUpstream:
 
     def restart(self) -> None:
         """Every request held during the stall gets its 503 at the same instant."""
-        assert self.stalled is not None
+        assert self.stalled is not None  # nosec B101  # narrows the type: set by the stall
         self.stalled.set()
         self.stalled = None
 
@@ -101,7 +101,7 @@ class Server:
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        assert task is not None  # nosec B101  # narrows the type
         self.handlers.add(task)
         try:
             while await reader.readuntil(b"\r\n\r\n"):
@@ -204,7 +204,7 @@ async def storm(
     url = await server.start() + "/recipes/42"
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     https = [httpx.AsyncClient(timeout=60, limits=limits) for _ in range(instances)]
-    rng = random.Random(seed)  # noqa: S311 (jitter, not secrets)
+    rng = random.Random(seed)  # noqa: S311 (jitter, not secrets)  # nosec B311
     fleet = [policy(name, http, rng, lambda seconds: None) for http in https]
     statuses: Counter[str] = Counter()
     ended: list[float] = []
