@@ -105,6 +105,13 @@ class Chatty(BaseHTTPRequestHandler):
         pass
 
 
+def test_sanic_itself_sends_no_server_header_nor_security_headers(edge) -> None:
+    direct = httpx.get(f"http://{LOOPBACK}:{edge.env['BACKEND_PORT']}/health", timeout=10)
+    assert direct.status_code == 200
+    assert "server" not in direct.headers
+    assert not set(EVERY_ANSWER) & set(direct.headers)  # the edge adds them, not the service
+
+
 def test_the_server_header_is_removed(certs: Path, client, tmp_path: Path) -> None:
     server = ThreadingHTTPServer((LOOPBACK, 0), Chatty)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
