@@ -169,9 +169,12 @@ URLS = {
     "ZIPKIN": ["127.0.0.1:9411"],
     "DATABASE_URL": ["not-a-url", "mysql://db.example/recipes"],
     "REDIS_URL": ["not-a-url", "http://127.0.0.1:6379"],
+    "FETCH_ALLOW": ["not-a-host"],
 }
 ADDRESSES = {"LOG_UDP", "STATSD", "MEMCACHED"}  # host:port
 FILES = {"TLS_CERT", "TLS_KEY", "TLS_CA", "TARGET_CA", "TLS_CLIENT_CERT", "TLS_CLIENT_KEY"}
+FILES |= {"API_TOKEN_FILE", "DATABASE_PASSWORD_FILE", "FILES_DIR"}  # (a directory, for FILES_DIR)
+SECRETS = {"API_TOKEN": ["short"]}  # too short to be a real token
 NUMBER_DEFAULT = re.compile(r"\(default `-?\d+(\.\d+)?`")
 COUNTS = ("WORKERS", "MAX_QUICK_EXITS", "MAX_MISSES")
 
@@ -185,6 +188,8 @@ def bad_values(name: str, entry: str) -> list[str]:
         return CHOICES[name]
     if name in URLS:
         return URLS[name]
+    if name in SECRETS:
+        return SECRETS[name]
     if name in ADDRESSES:
         return ["not-an-address"]
     if name in FILES:

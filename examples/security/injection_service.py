@@ -24,9 +24,9 @@ Environment:
 
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4000`).
-- `FILES_DIR` (a directory): what `/files/` serves (default: `injection_files`
+- `FILES_DIR`: the directory `/files/` serves (default: `injection_files`
   beside this file).
-- `FETCH_ALLOW` (comma-separated `host:port` entries): what `/fetch` may reach,
+- `FETCH_ALLOW`: comma-separated `host:port` entries that `/fetch` may reach,
   exactly; an entry that is an IP address is trusted as written (default: empty,
   nothing may be fetched).
 - `FETCH_TIMEOUT`: seconds a fetch may take, per hop (default `2`).

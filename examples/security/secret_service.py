@@ -22,10 +22,10 @@ secret mounted as a file, say); the file must exist, be a regular file, be
 readable, not be readable by every user (`chmod 600` or `640`) and not be empty.
 A trailing newline is dropped:
 
-- `DATABASE_PASSWORD_FILE`, the path of the database password (default: none,
+- `DATABASE_PASSWORD_FILE`: the path of the database password (default: none,
   the URL's own authentication);
-- `API_TOKEN_FILE`, the path of the token `DELETE` requires (default: none);
-- `API_TOKEN`, the token itself, for comparison: accepted, but readable in
+- `API_TOKEN_FILE`: the path of the token `DELETE` requires (default: none);
+- `API_TOKEN`: the token itself, for comparison: accepted, but readable in
   `/proc/<pid>/environ` (docs/security/configuration.md says why files are
   better). At least 16 characters. Set it or `API_TOKEN_FILE`, not both.
 

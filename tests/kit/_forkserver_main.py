@@ -28,6 +28,29 @@ import sanic.handlers
 import sanic.response  # noqa: F401
 
 
+def run_as_main(script: str) -> None:
+    """What `python script.py` does with the script: a fresh `__main__` module.
+
+    Also under the name `__mp_main__`, which multiprocessing aliased to the server's
+    own `__main__` when it was imported here: results a process pool sends back
+    are classes of the script's `__main__`, and must be found there.
+    """
+    import builtins
+    import importlib.machinery
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__file__ = script
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    main.__cached__ = None  # type: ignore[attr-defined]
+    main.__spec__ = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", script)
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = main
+    with open(script, "rb") as source:
+        code = compile(source.read(), script, "exec")
+    exec(code, main.__dict__)  # noqa: S102  # the script, as python itself runs it
+
+
 def run_child(request: dict, close: list[int]) -> None:
     """In the forked child: become `python script.py` and never return."""
     code = 1
@@ -54,10 +77,8 @@ def run_child(request: dict, close: list[int]) -> None:
         script = os.path.abspath(request["argv"][1])
         sys.argv = [script, *request["argv"][2:]]
         sys.path[0] = os.path.dirname(script)
-        import runpy
-
         try:
-            runpy.run_path(script, run_name="__main__")
+            run_as_main(script)
             code = 0
         except SystemExit as stop:
             if stop.code is None:

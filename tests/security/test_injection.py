@@ -28,7 +28,7 @@ from kit.process import LOOPBACK, ROOT, free_port, raw_exchange
 
 SERVICE = "security/injection_service.py"
 SNIPPETS = ROOT / "snippets" / "security"
-SECRET = "text-outside-the-files-directory"  # noqa: S105 (no password: file content)
+SECRET = "text-outside-the-files-directory"  # noqa: S105  # pragma: allowlist secret (file content)
 GUARDED = "10.255.255.1:80"  # listed on purpose by one control, and caught by the sink
 
 
