@@ -32,8 +32,8 @@ SETUP = """
 # --8<-- [start:unsafe]
 def find_user_unsafe(conn: psycopg.Connection, name: str) -> list[tuple]:
     # The name becomes part of the SQL text: its quotes end the string literal.
-    # (noqa: this is the injection the page shows, on purpose.)
-    query = f"SELECT name, api_key FROM users WHERE name = '{name}'"  # noqa: S608
+    # (noqa, nosec: this is the injection the page shows, on purpose.)
+    query = f"SELECT name, api_key FROM users WHERE name = '{name}'"  # noqa: S608  # nosec B608
     return conn.execute(query).fetchall()
 
 
