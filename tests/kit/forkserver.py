@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -66,12 +67,22 @@ class ForkedChild:
         self._file = connection.makefile("r")
         self.pid: int = json.loads(self._file.readline())["pid"]
         self.returncode: int | None = None
+        self._lock = threading.Lock()
 
-    def _collect(self, timeout: float | None) -> None:
+    def _collect(self, timeout: float) -> None:
+        """Read the exit status if it comes within `timeout` s. Safe from several
+        threads (a test waits while a watcher thread polls): one reads, all see it."""
         if self.returncode is not None:
             return
-        ready, _, _ = select.select([self._connection], [], [], timeout)
-        if ready:
+        try:
+            ready, _, _ = select.select([self._connection], [], [], timeout)
+        except (ValueError, OSError):  # another thread read it and closed the socket
+            ready = [self._connection]
+        if not ready:
+            return
+        with self._lock:
+            if self.returncode is not None:
+                return
             line = self._file.readline()
             # The server gone without a word: the child went with it (killed).
             self.returncode = json.loads(line)["exit"] if line else -signal.SIGKILL
@@ -83,9 +94,13 @@ class ForkedChild:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        self._collect(timeout)
-        if self.returncode is None:
-            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        # In short slices: a status another thread reads meanwhile ends the wait too.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self._collect(left)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
