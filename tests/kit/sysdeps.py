@@ -50,6 +50,7 @@ DEBIAN_PACKAGES = {
     "docker-registry": "docker-registry",
     "htpasswd": "apache2-utils",
     "systemd-analyze": "systemd",
+    "chromium": "chromium",  # headless, for the browser test of the built site (tests/site/)
 }
 
 # Debian keeps the PostgreSQL server programs off PATH.
