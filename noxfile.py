@@ -77,10 +77,17 @@ def lint(session: nox.Session) -> None:
     session.run("bash", "snippets/security/repo_scan.sh", external=True)
 
 
+def install_site_npm(session: nox.Session) -> None:
+    """node_modules with the Mermaid package-lock.json pins, which hooks/mermaid.py copies
+    into the site: `npm ci` (node and npm from apt when missing) only when out of step."""
+    session.run("python", "hooks/mermaid.py")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the site with --strict: a broken link, anchor or snippet fails."""
     install_group(session, "docs")
+    install_site_npm(session)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet_mkdocs(session))
 
 
@@ -118,6 +125,7 @@ def tests(session: nox.Session) -> None:
 def serve(session: nox.Session) -> None:
     """Serve the site with live reload on http://127.0.0.1:8000."""
     install_group(session, "docs")
+    install_site_npm(session)
     session.run(
         "mkdocs",
         "serve",
