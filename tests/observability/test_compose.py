@@ -83,6 +83,27 @@ def test_every_port_is_published_on_loopback_only(config: dict) -> None:
         assert str(port).startswith("127.0.0.1:"), port
 
 
+def default_port(example: Path) -> int:
+    """The default the example's docstring documents: "`PORT`: ... (default `3000`)"."""
+    found = re.search(r"`PORT`: port to listen on \(default `(\d+)`\)", example.read_text())
+    assert found, example
+    return int(found[1])
+
+
+def test_no_host_port_is_one_the_sample_services_use(config: dict) -> None:
+    # Readers run web-api and recipe-api beside the stack, on their default ports.
+    samples = ROOT / "examples" / "why_distributed"
+    defaults = {default_port(samples / name) for name in ("web_api.py", "recipe_api.py")}
+    assert defaults == {3000, 4000}
+    host_ports = {
+        int(str(port).split(":")[1])
+        for service in config["services"].values()
+        for port in service.get("ports", [])
+    }
+    assert not host_ports & defaults, host_ports & defaults
+    assert "127.0.0.1:3001:3000/tcp" in config["services"]["grafana"]["ports"]
+
+
 def published(config: dict, service: str) -> set[str]:
     """'5140/udp' style: container port and protocol as published on the host."""
     return {str(p).split(":", 2)[2] for p in config["services"][service]["ports"]}
