@@ -1,0 +1,223 @@
+"""The built site needs nothing from another host (issue 15, section 1), read from its files.
+
+The site is built once, with --strict, into a temporary directory. Then:
+- no page loads a script, stylesheet, font, image or frame from another host (links
+  a reader may follow, `<a href>`, are fine);
+- Mermaid is the npm package pinned in package-lock.json, copied into the site, and
+  every page with a diagram loads that copy (Material fetches it from unpkg.com only
+  when no `mermaid` is loaded);
+- no page asks for Google Fonts, nor mounts Material's repository widget (which
+  calls the GitHub API);
+- the 404 page offers search and links every chapter;
+- the repository has its LICENSE.
+
+tests/site/ loads the same pages in a browser; this module reads the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from kit.process import ROOT
+
+SITE_URL = "https://distributed-python.github.io/"
+MERMAID = "javascripts/mermaid.min.js"
+CHAPTERS = sorted(path.parent.name for path in (ROOT / "docs").glob("*/index.md"))
+
+# Attributes whose URL the browser fetches by itself when it reads the page.
+FETCHED = {
+    ("script", "src"),
+    ("link", "href"),
+    ("img", "src"),
+    ("img", "srcset"),
+    ("source", "src"),
+    ("source", "srcset"),
+    ("video", "src"),
+    ("video", "poster"),
+    ("audio", "src"),
+    ("iframe", "src"),
+    ("embed", "src"),
+    ("object", "data"),
+    ("image", "href"),
+    ("use", "href"),
+    ("input", "src"),
+}
+# <link rel=...> values that name the page rather than fetch anything.
+NOT_FETCHED_RELS = {"canonical", "alternate", "author", "license", "next", "prev"}
+CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])([^'")\s]+)""")
+
+
+class Resources(HTMLParser):
+    """Every URL a page makes the browser fetch, with its tag, plus the scripts' src."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.fetched: list[tuple[str, str]] = []
+        self.scripts: list[str] = []
+        self.in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "style":
+            self.in_style = True
+        if "style" in values:
+            self.fetched += [(f"<{tag} style>", url) for url in CSS_URL.findall(values["style"])]
+        if tag == "link" and set(values.get("rel", "").split()) & NOT_FETCHED_RELS:
+            return
+        for name, value in values.items():
+            if (tag, name) in FETCHED and value:
+                urls = (
+                    [part.split()[0] for part in value.split(",")] if "srcset" in name else [value]
+                )
+                self.fetched += [(f"<{tag} {name}>", url) for url in urls if url]
+        if tag == "script" and values.get("src"):
+            self.scripts.append(values["src"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self.in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_style:
+            self.fetched += [("<style>", url) for url in CSS_URL.findall(data)]
+
+
+def is_outside(url: str) -> bool:
+    """A URL with a host of its own that is not the site's (relative and data: URLs are not)."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return parts.scheme not in {"", "data", "blob"}  # e.g. "javascript:" is neither
+    return not url.startswith(SITE_URL)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(directory)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return directory
+
+
+class Page:
+    def __init__(self, name: str, html: str) -> None:
+        self.name, self.html = name, html
+        self.resources = Resources()
+        self.resources.feed(html)
+        self.resources.close()
+
+
+@pytest.fixture(scope="module")
+def pages(site: Path) -> list[Page]:
+    """Every built page, parsed once (about 75 pages, 11 MB of HTML)."""
+    return [
+        Page(path.relative_to(site).as_posix(), path.read_text(encoding="utf-8"))
+        for path in sorted(site.rglob("*.html"))
+    ]
+
+
+def test_site_url_is_the_one_these_tests_allow() -> None:
+    assert f"\nsite_url: {SITE_URL}\n" in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_no_page_loads_anything_from_another_host(pages: list[Page]) -> None:
+    assert len(pages) > 50  # every page was read, not an empty directory
+    outside = [
+        f"{page.name}: {tag} {url}"
+        for page in pages
+        for tag, url in page.resources.fetched
+        if is_outside(url)
+    ]
+    assert not outside, "\n".join(outside)
+
+
+def test_no_stylesheet_loads_anything_from_another_host(site: Path) -> None:
+    outside = [
+        f"{path.relative_to(site)}: {url}"
+        for path in sorted(site.rglob("*.css"))
+        for url in CSS_URL.findall(path.read_text(encoding="utf-8"))
+        if is_outside(url)
+    ]
+    assert not outside, "\n".join(outside)
+
+
+def test_google_fonts_appear_nowhere(site: Path) -> None:
+    for path in sorted(site.rglob("*")):
+        if path.is_file() and path.suffix in {".html", ".css", ".js", ".json", ".xml"}:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert "fonts.googleapis.com" not in text, path
+            assert "fonts.gstatic.com" not in text, path
+
+
+def locked_mermaid() -> str:
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    declared = json.loads((ROOT / "package.json").read_text())["dependencies"]["mermaid"]
+    locked = lock["packages"]["node_modules/mermaid"]["version"]
+    assert declared == locked  # pinned exactly, not a range
+    return locked
+
+
+def test_mermaid_in_the_site_is_the_version_package_lock_pins(site: Path) -> None:
+    bundled = (site / MERMAID).read_text(encoding="utf-8")
+    assert re.findall(r'\{version:"([^"]+)"\}', bundled) == [locked_mermaid()]
+    # The npm package's own file, byte for byte, not a copy someone committed.
+    node_modules = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+    assert bundled == node_modules.read_text(encoding="utf-8")
+    assert 'globalThis["mermaid"]' in bundled  # the global Material looks for
+
+
+def test_every_page_with_a_diagram_loads_the_bundled_mermaid(pages: list[Page]) -> None:
+    with_diagrams = []
+    for page in pages:
+        scripts = {
+            posixpath.normpath(urljoin(page.name, src))
+            for src in page.resources.scripts
+            if not urlsplit(src).netloc
+        }
+        if 'class="mermaid"' in page.html:
+            with_diagrams.append(page.name)
+            assert MERMAID in scripts, page.name
+        else:  # 3.5 MB that a page without a diagram does not need
+            assert MERMAID not in scripts, page.name
+    assert "why_distributed/event_loop/index.html" in with_diagrams
+    assert len(with_diagrams) >= 4
+
+
+def test_no_page_mounts_the_repository_widget_that_calls_the_github_api(
+    site: Path, pages: list[Page]
+) -> None:
+    for page in pages:
+        assert 'data-md-component="source"' not in page.html, page.name
+    # The link itself stays, as a plain link.
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="https://github.com/distributed-python/distributed-python"' in home
+
+
+def test_the_404_page_offers_search_and_every_chapter(site: Path) -> None:
+    html = (site / "404.html").read_text(encoding="utf-8")
+    assert 'for="__search"' in html  # a button that opens Material's search
+    links = set(re.findall(r'<a href="([^"]+)"', html))
+    assert len(CHAPTERS) >= 10
+    missing = [slug for slug in CHAPTERS if f"/{slug}/" not in links]
+    assert not missing, missing
+
+
+def test_the_repository_has_a_license() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License")
+    assert "Distributed Python authors" in text
