@@ -1,0 +1,395 @@
+"""The built site as a reader meets it, in a real browser (issue 15).
+
+The site is built once with `mkdocs build --strict` into a temporary directory,
+served on loopback by `python -m http.server`, and read in headless Chromium
+(Debian's, driven by Playwright through `executable_path`: browser downloads are
+not reachable here). Every page of the sitemap is loaded once; that one load
+records its console errors, its requests beyond 127.0.0.1 (all blocked) and its
+Mermaid diagrams. The other tests click through what a reader clicks: the chapter
+navigation, search, a copy button, the light/dark toggle, the 404 page.
+
+Screenshots of a few pages are kept as artifacts in pytest's temporary directory
+(`screenshots*/` under the basetemp), never in the repository.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from kit import sysdeps
+from kit.process import LOOPBACK, ROOT, Process, free_port, http_ok
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    Playwright,
+    Route,
+    expect,
+    sync_playwright,
+)
+
+# Every chapter of the book: a folder of docs/ with an index page.
+CHAPTERS = sorted(index.parent.name for index in (ROOT / "docs").glob("*/index.md"))
+# What a page may wait for (a diagram to render, search results): generous for a busy
+# machine, and only ever spent in full when something is broken.
+WAIT_MS = 10_000
+# Any URL that does not go to the local server: aborted before it leaves, and recorded.
+OUTSIDE = re.compile(rf"^(?!(https?|wss?)://{re.escape(LOOPBACK)}[:/]).+:")
+# The sources a build reads: a site/ older than any of them is stale.
+SOURCES = ["mkdocs.yml", "docs", "snippets", "examples", "hooks", "overrides"]
+
+# Material renders each diagram into a *closed* shadow root. This init script keeps a
+# handle on every shadow root a page attaches (the mode stays closed), so the test can
+# look inside for the SVG.
+KEEP_SHADOW_ROOTS = """
+(() => {
+  const attach = Element.prototype.attachShadow;
+  const roots = new WeakMap();
+  window.__shadowRoots = roots;
+  Element.prototype.attachShadow = function (init) {
+    const root = attach.call(this, init);
+    roots.set(this, root);
+    return root;
+  };
+})();
+"""
+# How many div.mermaid hosts hold a rendered SVG that is not mermaid's error diagram.
+RENDERED_DIAGRAMS = """
+() => [...document.querySelectorAll("div.mermaid")].filter((host) => {
+  const root = window.__shadowRoots && window.__shadowRoots.get(host);
+  const svg = root && root.querySelector("svg");
+  return svg && svg.getAttribute("aria-roledescription") !== "error";
+}).length
+"""
+
+
+def find_mkdocs() -> Path | None:
+    """mkdocs in this interpreter's venv, else in nox's docs venv (`./nox` runs docs first)."""
+    for candidate in (Path(sys.executable).parent / "mkdocs", ROOT / ".nox/docs/bin/mkdocs"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def newest_source() -> float:
+    newest = 0.0
+    for name in SOURCES:
+        path = ROOT / name
+        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+        newest = max([newest, *(file.stat().st_mtime for file in files)])
+    return newest
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built from this tree, strictly; a failed build fails, never skips."""
+    mkdocs = find_mkdocs()
+    if mkdocs is None:
+        # No mkdocs to build with: an already-built site/ will do if nothing it is
+        # built from has changed since.
+        built = ROOT / "site" / "index.html"
+        if built.exists() and built.stat().st_mtime > newest_source():
+            return built.parent
+        pytest.fail(
+            "cannot build the site: mkdocs is in neither the tests venv nor .nox/docs, "
+            "and site/ is missing or older than its sources. Run `./nox -s docs` first."
+        )
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--quiet", "--site-dir", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}{result.stderr}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_url(built_site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The built site on a loopback port, as a static host serves it."""
+    port = free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    serve = ["http.server", "--bind", LOOPBACK, str(port), "--directory", built_site]
+    server = Process(
+        "http.server",
+        [sys.executable, "-m", *serve],
+        tmp_path_factory.mktemp("http") / "http.server.log",
+    ).start(ready=http_ok(f"{url}/"))
+    yield url
+    server.stop()
+
+
+@dataclasses.dataclass
+class Browsing:
+    """One browser, one context, one page for the whole module, and what they saw."""
+
+    page: Page
+    base_url: str
+    screenshots: Path
+    outside: list[str] = dataclasses.field(default_factory=list)  # blocked request URLs
+    console: list[str] = dataclasses.field(default_factory=list)  # errors, uncaught exceptions
+
+    def errors_since(self, console_mark: int, outside_mark: int) -> list[str]:
+        """Console errors since the marks, less the failed loads of blocked outside URLs
+        (test_no_request_leaves_the_machine reports those)."""
+        blocked = set(self.outside[outside_mark:])
+        return [
+            error
+            for error in self.console[console_mark:]
+            if not any(url in error for url in blocked)
+        ]
+
+    def marks(self) -> tuple[int, int]:
+        return len(self.console), len(self.outside)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = sysdeps.require("chromium")["chromium"]
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    # Belt and braces with the route below: no name but loopback resolves, so not even
+    # a DNS query leaves from something the route does not see.
+    args.append("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+    browser = playwright.chromium.launch(executable_path=chromium, args=args)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def browsing(
+    browser: Browser, base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browsing]:
+    context: BrowserContext = browser.new_context(
+        base_url=base_url,
+        viewport={"width": 1280, "height": 800},
+        color_scheme="light",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    context.set_default_timeout(WAIT_MS)
+    context.add_init_script(KEEP_SHADOW_ROOTS)
+    page = context.new_page()
+    seen = Browsing(page, base_url, tmp_path_factory.mktemp("screenshots"))
+
+    def block(route: Route) -> None:
+        seen.outside.append(route.request.url)
+        route.abort()
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            where = message.location.get("url", "")
+            seen.console.append(f"{message.text} ({where})")
+
+    context.route(OUTSIDE, block)
+    page.on("console", console)
+    page.on("pageerror", lambda error: seen.console.append(f"uncaught: {error}"))
+    yield seen
+    context.close()
+
+
+def site_pages(site: Path) -> list[str]:
+    """Every page's path ("/", "/protocols/http/", ...) from the sitemap, and the 404 page."""
+    locations = re.findall(r"<loc>([^<]+)</loc>", (site / "sitemap.xml").read_text())
+    paths = [urlsplit(location).path for location in locations]
+    return [*paths, "/404.html"]
+
+
+def expected_diagrams(site: Path, path: str) -> int:
+    html = site / path.lstrip("/")
+    html = html / "index.html" if path.endswith("/") else html
+    return len(re.findall(r'<pre class="mermaid"', html.read_text()))
+
+
+def wait_for_diagrams(browsing: Browsing, expected: int, console_mark: int) -> str | None:
+    """None once `expected` diagrams are SVGs; else what went wrong. An uncaught error
+    (Mermaid's parse errors are) ends the wait at once: that diagram will not come."""
+    page = browsing.page
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while (rendered := page.evaluate(RENDERED_DIAGRAMS)) < expected:
+        uncaught = [e for e in browsing.console[console_mark:] if e.startswith("uncaught")]
+        if uncaught or time.monotonic() > deadline:
+            why = uncaught[0].splitlines()[:2] if uncaught else [f"none after {WAIT_MS} ms"]
+            return f"{rendered} of {expected} rendered to an SVG: {' '.join(why)}"
+        page.wait_for_timeout(50)
+    return None
+
+
+@dataclasses.dataclass
+class Tour:
+    pages: list[str]
+    failed_loads: dict[str, str]
+    console_errors: dict[str, list[str]]
+    outside: dict[str, list[str]]
+    diagrams: int
+    broken_diagrams: dict[str, str]
+
+
+SCREENSHOTS = {
+    "/": "home",
+    "/why_distributed/sample_services/": "sample_services-mermaid",
+    "/scaling/haproxy/": "haproxy",
+    "/404.html": "404",
+}
+
+
+@pytest.fixture(scope="module")
+def tour(browsing: Browsing, built_site: Path) -> Tour:
+    """Every page loaded once: its console, its outside requests and its diagrams."""
+    page = browsing.page
+    pages = site_pages(built_site)
+    tour = Tour(pages, {}, {}, {}, 0, {})
+    for path in pages:
+        console_mark, outside_mark = browsing.marks()
+        try:
+            response = page.goto(path, wait_until="load")
+        except Error as error:
+            tour.failed_loads[path] = str(error).splitlines()[0]
+            continue
+        if response is None or not response.ok:
+            tour.failed_loads[path] = f"HTTP {response.status if response else '?'}"
+        expected = expected_diagrams(built_site, path)
+        tour.diagrams += expected
+        if expected:
+            blocked_mermaid = [u for u in browsing.outside[outside_mark:] if "mermaid" in u]
+            if blocked_mermaid:  # no need to wait for what cannot arrive
+                tour.broken_diagrams[path] = f"Mermaid requested from outside: {blocked_mermaid}"
+            else:
+                problem = wait_for_diagrams(browsing, expected, console_mark)
+                if problem:
+                    tour.broken_diagrams[path] = problem
+        if path in SCREENSHOTS:
+            page.screenshot(path=browsing.screenshots / f"{SCREENSHOTS[path]}.png")
+        errors = browsing.errors_since(console_mark, outside_mark)
+        if errors:
+            tour.console_errors[path] = errors
+        if len(browsing.outside) > outside_mark:
+            tour.outside[path] = browsing.outside[outside_mark:]
+    return tour
+
+
+def test_every_page_of_the_sitemap_loads(tour: Tour) -> None:
+    assert len(tour.pages) > len(CHAPTERS)
+    assert tour.failed_loads == {}
+
+
+def test_no_request_leaves_the_machine(tour: Tour) -> None:
+    """Fonts, diagrams, the repository's stars: a reader offline sees every page whole."""
+    hosts = sorted({urlsplit(url).netloc for urls in tour.outside.values() for url in urls})
+    assert tour.outside == {}, f"pages request {hosts} (blocked)"
+
+
+def test_the_blocker_sees_outside_requests(browsing: Browsing) -> None:
+    """No outside request above means none was made, not that none was seen."""
+    browsing.page.goto("/")
+    mark = len(browsing.outside)
+    browsing.page.evaluate("fetch('https://example.invalid/probe').catch(() => null)")
+    assert browsing.outside[mark:] == ["https://example.invalid/probe"]
+
+
+def test_no_page_logs_a_console_error(tour: Tour) -> None:
+    assert tour.console_errors == {}
+
+
+def test_every_mermaid_block_renders_to_an_svg(tour: Tour) -> None:
+    assert tour.diagrams > 0, "no Mermaid block on the whole site: is the fence still set up?"
+    assert tour.broken_diagrams == {}
+
+
+def test_the_navigation_reaches_every_chapter(browsing: Browsing) -> None:
+    """From the home page, each chapter by a click in the sidebar, one after the other."""
+    page = browsing.page
+    page.goto("/")
+    for chapter in CHAPTERS:
+        sidebar = page.locator(".md-sidebar--primary")
+        link = sidebar.locator(f'a.md-nav__link[href$="{chapter}/"]').filter(visible=True)
+        expect(link.first, f"a link to the {chapter} chapter in the sidebar").to_be_visible()
+        link.first.click()
+        expect(page).to_have_url(f"{browsing.base_url}/{chapter}/")
+        expect(page.locator("article h1")).to_be_visible()
+
+
+def search(page: Page, term: str) -> list[str]:
+    """Type `term` into the header's search box; the result links, once some appear."""
+    page.locator("input.md-search__input").click()
+    page.keyboard.type(term)
+    results = page.locator(".md-search-result__item > a")
+    expect(results.first, f"a search result for {term!r}").to_be_attached()
+    return [href for href in results.evaluate_all("links => links.map(a => a.href)")]
+
+
+@pytest.mark.parametrize(
+    ("term", "page_path"),
+    [("HAProxy", "/scaling/haproxy/"), ("idempotency", "/resilience/idempotency/")],
+)
+def test_search_finds(browsing: Browsing, term: str, page_path: str) -> None:
+    browsing.page.goto("/")
+    found = search(browsing.page, term)
+    assert any(urlsplit(href).path == page_path for href in found), found
+
+
+def test_the_copy_button_copies_exactly_the_code(browsing: Browsing) -> None:
+    """The home page's install block is snippets/why_distributed/install.sh, whole."""
+    page = browsing.page
+    script = (ROOT / "snippets/why_distributed/install.sh").read_text()
+    page.goto("/")
+    page.evaluate("navigator.clipboard.writeText('')")
+    first_line = script.splitlines()[0]
+    block = page.locator("div.highlight", has=page.locator("code", has_text=first_line))
+    expect(block, "the install block on the home page").to_have_count(1)
+    block.hover()
+    block.locator("button[data-md-type=copy], button.md-clipboard").first.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == script.rstrip()
+
+
+def test_the_light_dark_toggle_switches_the_scheme(browsing: Browsing) -> None:
+    page = browsing.page
+    page.goto("/")
+    body = page.locator("body")
+    toggle = page.locator("form[data-md-component=palette] label").filter(visible=True)
+    background = "getComputedStyle(document.body).backgroundColor"
+    expect(body).to_have_attribute("data-md-color-scheme", "default")
+    light = page.evaluate(background)
+    toggle.click()
+    expect(body).to_have_attribute("data-md-color-scheme", "slate")
+    assert page.evaluate(background) != light
+    page.screenshot(path=browsing.screenshots / "home-dark.png")
+    toggle.click()
+    expect(body).to_have_attribute("data-md-color-scheme", "default")
+    assert page.evaluate(background) == light
+
+
+def test_the_404_page_offers_search_and_the_chapters(browsing: Browsing) -> None:
+    """http.server answers a missing URL with its own page; a static host (GitHub Pages)
+    serves the site's 404.html, so that is the page loaded here."""
+    page = browsing.page
+    page.goto("/404.html")
+    content = page.locator(".md-content")
+    missing = [
+        chapter
+        for chapter in CHAPTERS
+        if not content.locator(f'a[href$="/{chapter}/"], a[href="{chapter}/"]').count()
+    ]
+    found = search(page, "HAProxy")
+    assert any(urlsplit(href).path == "/scaling/haproxy/" for href in found), found
+    assert missing == [], "chapters the 404 page's content does not link to"
