@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -235,13 +235,14 @@ def wait_for_diagrams(browsing: Browsing, expected: int, console_mark: int) -> s
 
 
 @dataclasses.dataclass
-class Tour:
-    pages: list[str]
-    failed_loads: dict[str, str]
-    console_errors: dict[str, list[str]]
-    outside: dict[str, list[str]]
-    diagrams: int
-    broken_diagrams: dict[str, str]
+class Visit:
+    """One load of one page, and what it showed."""
+
+    path: str
+    failed: str | None = None
+    console_errors: list[str] = dataclasses.field(default_factory=list)
+    outside: list[str] = dataclasses.field(default_factory=list)
+    broken_diagrams: str | None = None
 
 
 SCREENSHOTS = {
@@ -252,50 +253,70 @@ SCREENSHOTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tour(browsing: Browsing, built_site: Path) -> Tour:
-    """Every page loaded once: its console, its outside requests and its diagrams."""
+def visit(browsing: Browsing, site: Path, path: str) -> Visit:
     page = browsing.page
+    seen = Visit(path)
+    console_mark, outside_mark = browsing.marks()
+    try:
+        response = page.goto(path, wait_until="load")
+    except Error as error:
+        seen.failed = str(error).splitlines()[0]
+        return seen
+    if response is None or not response.ok:
+        seen.failed = f"HTTP {response.status if response else '?'}"
+    expected = expected_diagrams(site, path)
+    if expected:
+        blocked_mermaid = [url for url in browsing.outside[outside_mark:] if "mermaid" in url]
+        if blocked_mermaid:  # no need to wait for what cannot arrive
+            seen.broken_diagrams = f"Mermaid requested from outside: {blocked_mermaid}"
+        else:
+            seen.broken_diagrams = wait_for_diagrams(browsing, expected, console_mark)
+    if path in SCREENSHOTS:
+        page.screenshot(path=browsing.screenshots / f"{SCREENSHOTS[path]}.png")
+    seen.console_errors = browsing.errors_since(console_mark, outside_mark)
+    seen.outside = browsing.outside[outside_mark:]
+    return seen
+
+
+# The pages in groups of one chapter each, so each test stays short and names its
+# chapter; "home" is the home page and the 404 page.
+GROUPS = ["home", *CHAPTERS]
+
+
+def group_of(path: str) -> str:
+    first = path.strip("/").split("/")[0]
+    return first if first in CHAPTERS else "home"
+
+
+@pytest.fixture(scope="module")
+def tour(browsing: Browsing, built_site: Path) -> Callable[[str], list[Visit]]:
+    """Every page of a group loaded once (the first test that asks pays for it): its
+    console, its outside requests and its diagrams."""
     pages = site_pages(built_site)
-    tour = Tour(pages, {}, {}, {}, 0, {})
-    for path in pages:
-        console_mark, outside_mark = browsing.marks()
-        try:
-            response = page.goto(path, wait_until="load")
-        except Error as error:
-            tour.failed_loads[path] = str(error).splitlines()[0]
-            continue
-        if response is None or not response.ok:
-            tour.failed_loads[path] = f"HTTP {response.status if response else '?'}"
-        expected = expected_diagrams(built_site, path)
-        tour.diagrams += expected
-        if expected:
-            blocked_mermaid = [u for u in browsing.outside[outside_mark:] if "mermaid" in u]
-            if blocked_mermaid:  # no need to wait for what cannot arrive
-                tour.broken_diagrams[path] = f"Mermaid requested from outside: {blocked_mermaid}"
-            else:
-                problem = wait_for_diagrams(browsing, expected, console_mark)
-                if problem:
-                    tour.broken_diagrams[path] = problem
-        if path in SCREENSHOTS:
-            page.screenshot(path=browsing.screenshots / f"{SCREENSHOTS[path]}.png")
-        errors = browsing.errors_since(console_mark, outside_mark)
-        if errors:
-            tour.console_errors[path] = errors
-        if len(browsing.outside) > outside_mark:
-            tour.outside[path] = browsing.outside[outside_mark:]
-    return tour
+    visits: dict[str, list[Visit]] = {}
+
+    def of(group: str) -> list[Visit]:
+        if group not in visits:
+            paths = [path for path in pages if group_of(path) == group]
+            visits[group] = [visit(browsing, built_site, path) for path in paths]
+        return visits[group]
+
+    return of
 
 
-def test_every_page_of_the_sitemap_loads(tour: Tour) -> None:
-    assert len(tour.pages) > len(CHAPTERS)
-    assert tour.failed_loads == {}
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_page_loads(tour: Callable[[str], list[Visit]], group: str) -> None:
+    visits = tour(group)
+    assert visits, f"the sitemap has no page of {group}"
+    assert {v.path: v.failed for v in visits if v.failed} == {}
 
 
-def test_no_request_leaves_the_machine(tour: Tour) -> None:
+@pytest.mark.parametrize("group", GROUPS)
+def test_no_request_leaves_the_machine(tour: Callable[[str], list[Visit]], group: str) -> None:
     """Fonts, diagrams, the repository's stars: a reader offline sees every page whole."""
-    hosts = sorted({urlsplit(url).netloc for urls in tour.outside.values() for url in urls})
-    assert tour.outside == {}, f"pages request {hosts} (blocked)"
+    outside = {v.path: v.outside for v in tour(group) if v.outside}
+    hosts = sorted({urlsplit(url).netloc for urls in outside.values() for url in urls})
+    assert outside == {}, f"pages request {hosts} (blocked)"
 
 
 def test_the_blocker_sees_outside_requests(browsing: Browsing) -> None:
@@ -306,13 +327,24 @@ def test_the_blocker_sees_outside_requests(browsing: Browsing) -> None:
     assert browsing.outside[mark:] == ["https://example.invalid/probe"]
 
 
-def test_no_page_logs_a_console_error(tour: Tour) -> None:
-    assert tour.console_errors == {}
+@pytest.mark.parametrize("group", GROUPS)
+def test_no_page_logs_a_console_error(tour: Callable[[str], list[Visit]], group: str) -> None:
+    assert {v.path: v.console_errors for v in tour(group) if v.console_errors} == {}
 
 
-def test_every_mermaid_block_renders_to_an_svg(tour: Tour) -> None:
-    assert tour.diagrams > 0, "no Mermaid block on the whole site: is the fence still set up?"
-    assert tour.broken_diagrams == {}
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_mermaid_block_renders_to_an_svg(
+    tour: Callable[[str], list[Visit]], group: str
+) -> None:
+    assert {v.path: v.broken_diagrams for v in tour(group) if v.broken_diagrams} == {}
+
+
+def test_the_site_has_diagrams(built_site: Path) -> None:
+    """The test above passes vacuously if no diagram reaches the built pages."""
+    pages = site_pages(built_site)[:-1]
+    assert sum(expected_diagrams(built_site, path) for path in pages) > 0, (
+        "no Mermaid block in the built site: is the mermaid fence still set up?"
+    )
 
 
 def test_the_navigation_reaches_every_chapter(browsing: Browsing) -> None:
