@@ -117,6 +117,7 @@ def test_the_fake_upstream_can_hang_or_hang_up(fake_upstream) -> None:
 
 FORKED = """
 import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent ignored
 print("argv", sys.argv[1:], "cwd", os.getcwd(), "env", os.environ.get("KIT_PROBE"), flush=True)
 print("main", __name__, os.path.basename(__file__), "sanic" in sys.modules, flush=True)
 how = sys.argv[1]

@@ -133,11 +133,16 @@ def main() -> None:
     parser.add_argument("--attempts", type=bounded(1, 10_000), default=100)
     args = parser.parse_args()
     url = str(load_settings().redis_url.get_secret_value())
+    gave_up = None
     try:
         counter = asyncio.run(run(url, args.clients, args.increments, args.attempts))
-    except* TooMuchContention as gave_up:  # the TaskGroup cancelled the other clients
-        print(f"watch: gave up: {gave_up.exceptions[0]}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except* TooMuchContention as group:  # the TaskGroup cancelled the other clients
+        gave_up = group.exceptions[0]
+    # Exit outside `except*`: on early 3.11 releases (Debian 12's 3.11.2 among them) a
+    # raise inside it comes out wrapped in an exception group, with a traceback.
+    if gave_up is not None:
+        print(f"watch: gave up: {gave_up}", file=sys.stderr)
+        raise SystemExit(1)
     expected = args.clients * args.increments
     print(f"watch: expected {expected}, counter {counter}, lost {expected - counter}")
 

@@ -19,6 +19,10 @@ from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from kit.services.podman import Podman
 from kit.snippets import commands, run_script, split
 
+# The first test here may build the base image (debootstrap, once per machine), minutes on
+# a fresh machine under a parallel suite; pytest-timeout counts fixture time as the test's.
+pytestmark = pytest.mark.timeout(900)
+
 COMPOSE = ROOT / "snippets/containers/compose.yaml"
 
 

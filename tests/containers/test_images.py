@@ -32,6 +32,10 @@ from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from kit.services.podman import BASE_IMAGE, Podman, Registry
 from kit.snippets import commands, split
 
+# The first test here may build the base image (debootstrap, once per machine), minutes on
+# a fresh machine under a parallel suite; pytest-timeout counts fixture time as the test's.
+pytestmark = pytest.mark.timeout(900)
+
 READER_DIR = "/tmp/recipe-registry"  # noqa: S108  (the reader's directory in the scripts)
 
 

@@ -136,9 +136,22 @@ def setup(home: Path = HOME) -> Podman:
     return podman
 
 
+def unmount_below(rootfs: Path) -> None:
+    """debootstrap mounts /proc and /sys inside the root it builds; one that was stopped
+    midway leaves them mounted, and `rm -rf` would then reach into the machine's own."""
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    inside = sorted(
+        (line.split()[1] for line in mounts if line.split()[1].startswith(f"{rootfs}/")),
+        reverse=True,  # the deepest first
+    )
+    for mountpoint in inside:
+        subprocess.run(["umount", "--recursive", "--lazy", mountpoint], check=False)
+
+
 def make_base_image(podman: Podman, rootfs: Path) -> None:
     """Debian 12 minbase with python3 and venv (about a minute), imported as BASE_IMAGE."""
     print(f"making {BASE_IMAGE} with debootstrap (once per machine)", flush=True)
+    unmount_below(rootfs)
     subprocess.run(["rm", "-rf", str(rootfs)], check=True)
     result = subprocess.run(
         [
