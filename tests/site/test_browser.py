@@ -15,6 +15,7 @@ Screenshots of a few pages are kept as artifacts in pytest's temporary directory
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,7 @@ CHAPTERS = sorted(index.parent.name for index in (ROOT / "docs").glob("*/index.m
 WAIT_MS = 10_000
 # Any URL that does not go to the local server: aborted before it leaves, and recorded.
 OUTSIDE = re.compile(rf"^(?!(https?|wss?)://{re.escape(LOOPBACK)}[:/]).+:")
+SEARCH_INDEX = "search/search_index.json"
 # The sources a build reads: a site/ older than any of them is stale.
 SOURCES = ["mkdocs.yml", "docs", "snippets", "examples", "hooks", "overrides"]
 
@@ -143,6 +145,10 @@ class Browsing:
     screenshots: Path
     outside: list[str] = dataclasses.field(default_factory=list)  # blocked request URLs
     console: list[str] = dataclasses.field(default_factory=list)  # errors, uncaught exceptions
+    # Material's search worker fetches and indexes the whole site's text (about 2 MB) on
+    # every page load: half the time of a tour of every page. Pages get an empty index
+    # unless a test searches (the `real_search` fixture).
+    real_search: bool = False
 
     def errors_since(self, console_mark: int, outside_mark: int) -> list[str]:
         """Console errors since the marks, less the failed loads of blocked outside URLs
@@ -178,7 +184,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def browsing(
-    browser: Browser, base_url: str, tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, base_url: str, built_site: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Browsing]:
     context: BrowserContext = browser.new_context(
         base_url=base_url,
@@ -200,11 +206,29 @@ def browsing(
             where = message.location.get("url", "")
             seen.console.append(f"{message.text} ({where})")
 
+    index = json.loads((built_site / SEARCH_INDEX).read_text())
+    empty_index = json.dumps({"config": index["config"], "docs": []})
+
+    def search_index(route: Route) -> None:
+        if seen.real_search:
+            route.fallback()
+        else:
+            route.fulfill(body=empty_index, content_type="application/json")
+
     context.route(OUTSIDE, block)
+    context.route(f"**/{SEARCH_INDEX}", search_index)
     page.on("console", console)
     page.on("pageerror", lambda error: seen.console.append(f"uncaught: {error}"))
     yield seen
     context.close()
+
+
+@pytest.fixture
+def real_search(browsing: Browsing) -> Iterator[None]:
+    """This test's pages get the site's real search index."""
+    browsing.real_search = True
+    yield
+    browsing.real_search = False
 
 
 def site_pages(site: Path) -> list[str]:
@@ -360,8 +384,10 @@ def test_the_navigation_reaches_every_chapter(browsing: Browsing) -> None:
         expect(page.locator("article h1")).to_be_visible()
 
 
-def search(page: Page, term: str) -> list[str]:
-    """Type `term` into the header's search box; the result links, once some appear."""
+def search(browsing: Browsing, term: str) -> list[str]:
+    """Type `term` into the header's search box; the result links, once some appear.
+    The page loaded and searched without a console error."""
+    page = browsing.page
     page.locator("input.md-search__input").click()
     page.keyboard.type(term)
     results = page.locator(".md-search-result__item > a")
@@ -369,13 +395,21 @@ def search(page: Page, term: str) -> list[str]:
     return [href for href in results.evaluate_all("links => links.map(a => a.href)")]
 
 
+def searches_from(browsing: Browsing, path: str, term: str) -> list[str]:
+    marks = browsing.marks()
+    browsing.page.goto(path)
+    found = search(browsing, term)
+    assert browsing.errors_since(*marks) == []
+    return found
+
+
 @pytest.mark.parametrize(
     ("term", "page_path"),
     [("HAProxy", "/scaling/haproxy/"), ("idempotency", "/resilience/idempotency/")],
 )
+@pytest.mark.usefixtures("real_search")
 def test_search_finds(browsing: Browsing, term: str, page_path: str) -> None:
-    browsing.page.goto("/")
-    found = search(browsing.page, term)
+    found = searches_from(browsing, "/", term)
     assert any(urlsplit(href).path == page_path for href in found), found
 
 
@@ -411,17 +445,17 @@ def test_the_light_dark_toggle_switches_the_scheme(browsing: Browsing) -> None:
     assert page.evaluate(background) == light
 
 
+@pytest.mark.usefixtures("real_search")
 def test_the_404_page_offers_search_and_the_chapters(browsing: Browsing) -> None:
     """http.server answers a missing URL with its own page; a static host (GitHub Pages)
     serves the site's 404.html, so that is the page loaded here."""
     page = browsing.page
-    page.goto("/404.html")
+    found = searches_from(browsing, "/404.html", "HAProxy")
     content = page.locator(".md-content")
     missing = [
         chapter
         for chapter in CHAPTERS
         if not content.locator(f'a[href$="/{chapter}/"], a[href="{chapter}/"]').count()
     ]
-    found = search(page, "HAProxy")
     assert any(urlsplit(href).path == "/scaling/haproxy/" for href in found), found
     assert missing == [], "chapters the 404 page's content does not link to"
