@@ -5,8 +5,9 @@ served on loopback by `python -m http.server`, and read in headless Chromium
 (Debian's, driven by Playwright through `executable_path`: browser downloads are
 not reachable here). Every page of the sitemap is loaded once; that one load
 records its console errors, its requests beyond 127.0.0.1 (all blocked) and its
-Mermaid diagrams. The other tests click through what a reader clicks: the chapter
-navigation, search, a copy button, the light/dark toggle, the 404 page.
+Mermaid diagrams (one test per chapter and claim, so a failure names both). The
+other tests click through what a reader clicks: the chapter navigation, search, a
+copy button, the light/dark toggle, the 404 page.
 
 Screenshots of a few pages are kept as artifacts in pytest's temporary directory
 (`screenshots*/` under the basetemp), never in the repository.
@@ -48,8 +49,6 @@ WAIT_MS = 10_000
 # Any URL that does not go to the local server: aborted before it leaves, and recorded.
 OUTSIDE = re.compile(rf"^(?!(https?|wss?)://{re.escape(LOOPBACK)}[:/]).+:")
 SEARCH_INDEX = "search/search_index.json"
-# The sources a build reads: a site/ older than any of them is stale.
-SOURCES = ["mkdocs.yml", "docs", "snippets", "examples", "hooks", "overrides"]
 
 # Material renders each diagram into a *closed* shadow root. This init script keeps a
 # handle on every shadow root a page attaches (the mode stays closed), so the test can
@@ -76,37 +75,12 @@ RENDERED_DIAGRAMS = """
 """
 
 
-def find_mkdocs() -> Path | None:
-    """mkdocs in this interpreter's venv, else in nox's docs venv (`./nox` runs docs first)."""
-    for candidate in (Path(sys.executable).parent / "mkdocs", ROOT / ".nox/docs/bin/mkdocs"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def newest_source() -> float:
-    newest = 0.0
-    for name in SOURCES:
-        path = ROOT / name
-        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
-        newest = max([newest, *(file.stat().st_mtime for file in files)])
-    return newest
-
-
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site built from this tree, strictly; a failed build fails, never skips."""
-    mkdocs = find_mkdocs()
-    if mkdocs is None:
-        # No mkdocs to build with: an already-built site/ will do if nothing it is
-        # built from has changed since.
-        built = ROOT / "site" / "index.html"
-        if built.exists() and built.stat().st_mtime > newest_source():
-            return built.parent
-        pytest.fail(
-            "cannot build the site: mkdocs is in neither the tests venv nor .nox/docs, "
-            "and site/ is missing or older than its sources. Run `./nox -s docs` first."
-        )
+    # The test group includes the docs group: mkdocs sits beside this interpreter.
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    assert mkdocs.exists(), f"no {mkdocs}: the test venv lacks the docs group (uv sync)"
     out = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [str(mkdocs), "build", "--strict", "--quiet", "--site-dir", str(out)],
