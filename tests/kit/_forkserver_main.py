@@ -27,6 +27,10 @@ import sanic.errorpages
 import sanic.handlers
 import sanic.response  # noqa: F401
 
+# SIGINT as this interpreter found it at start (ignored, when the test worker that
+# started it ignores it): a plain `python script.py` started by that worker starts so.
+INITIAL_SIGINT = signal.getsignal(signal.SIGINT)
+
 
 def run_as_main(script: str) -> None:
     """What `python script.py` does with the script: a fresh `__main__` module.
@@ -59,7 +63,7 @@ def run_child(request: dict, close: list[int]) -> None:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, INITIAL_SIGINT)
         for fd in close:
             with contextlib.suppress(OSError):
                 os.close(fd)
