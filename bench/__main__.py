@@ -35,7 +35,6 @@ BENCHMARKS = {
     "retry_storm": "bench.resilience.retry_storm",
     "chaos": "bench.resilience.chaos",
     "redis_pipelines": "bench.primitives.pipelines",
-    "rate_limit": "bench.primitives.rate_limit",
 }
 
 
