@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from kit import sysdeps
 from kit.process import ROOT
 
 SITE_URL = "https://distributed-python.github.io/"
@@ -102,6 +103,7 @@ def is_outside(url: str) -> bool:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("site")
+    sysdeps.require_npm_tools()  # mermaid, which the build copies in
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(directory)],
         cwd=ROOT,

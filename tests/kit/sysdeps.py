@@ -184,12 +184,14 @@ ROOT = Path(__file__).resolve().parents[2]
 NPM_TOOLS = {
     "autocannon": ROOT / "node_modules" / ".bin" / "autocannon",
     "statsd": ROOT / "node_modules" / "statsd" / "stats.js",
+    # The site's diagrams (hooks/mermaid.py copies it into the build).
+    "mermaid": ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js",
 }
 NPM_CI = ["npm", "ci", "--omit=optional", "--no-audit", "--no-fund"]
 
 
 def require_npm_tools() -> dict[str, Path]:
-    """autocannon and statsd, as package-lock.json pins them (`npm ci` at the root).
+    """autocannon, statsd and mermaid, as package-lock.json pins them (`npm ci` at the root).
 
     The one npm installer: once per machine, under a machine-wide lock, so parallel
     test workers never run two `npm ci` into the same node_modules.

@@ -82,6 +82,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mkdocs = Path(sys.executable).parent / "mkdocs"
     assert mkdocs.exists(), f"no {mkdocs}: the test venv lacks the docs group (uv sync)"
     out = tmp_path_factory.mktemp("site")
+    sysdeps.require_npm_tools()  # mermaid, which the build copies in
     result = subprocess.run(
         [str(mkdocs), "build", "--strict", "--quiet", "--site-dir", str(out)],
         cwd=ROOT,
