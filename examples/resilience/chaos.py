@@ -9,8 +9,8 @@ its own draw of a seeded random generator:
   cleanup, no answer, every request in flight on this process lost, as in a
   segfault or an out-of-memory kill. Exit code 86 tells the supervisor, and you,
   that the chaos layer did it;
-- pause (`CHAOS_PAUSE_RATE`, `CHAOS_PAUSE_MS`): a blocking `time.sleep()` on
-  the event loop, on purpose: it simulates a stall of the whole process (a long
+- pause (`CHAOS_PAUSE_RATE`, `CHAOS_PAUSE_MS`): a blocking `time.sleep()`, on purpose, on
+  the event loop: it simulates a stall of the whole process (a long
   garbage collection, a blocking call someone slipped in), so every request on
   this process waits, and so do its health checks;
 - delay (`CHAOS_DELAY_RATE`, `CHAOS_DELAY_MS`): `await asyncio.sleep()`, a slow
@@ -110,7 +110,7 @@ async def inject(request: Request) -> HTTPResponse | None:
         os._exit(CRASH_EXIT_CODE)  # no cleanup, no answer: as a hard crash would
     if "pause" in hits:
         log.warning("chaos: pause %gs, event loop blocked", chaos.pause)
-        time.sleep(chaos.pause)  # noqa: ASYNC251 (blocks the loop ON PURPOSE: a stall)
+        time.sleep(chaos.pause)  # noqa: ASYNC251 (blocks the loop on purpose: a stall)
     if "delay" in hits:
         log.warning("chaos: delay %gs", chaos.delay)
         await asyncio.sleep(chaos.delay)  # this request alone waits
