@@ -139,7 +139,7 @@ def serve(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Regenerate every figure the pages show (results files under snippets/)."""
-    install_group(session, "test")
+    install_group(session, "bench")
     # The benchmarks start servers with the test kit, imported by the names the tests use.
     env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": "tests"}
     if os.environ.get("BENCH_DURATION"):

@@ -186,6 +186,9 @@ NPM_TOOLS = {
     "statsd": ROOT / "node_modules" / "statsd" / "stats.js",
     # The site's diagrams (hooks/mermaid.py copies it into the build).
     "mermaid": ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js",
+    # A Node.js gRPC client and server built from our recipe.proto (protocols/grpc).
+    "@grpc/grpc-js": ROOT / "node_modules" / "@grpc" / "grpc-js" / "package.json",
+    "@grpc/proto-loader": ROOT / "node_modules" / "@grpc" / "proto-loader" / "package.json",
 }
 NPM_CI = ["npm", "ci", "--omit=optional", "--no-audit", "--no-fund"]
 
