@@ -7,14 +7,17 @@ PYTHONPATH) and load servers through bench/load.py. By hand:
 
     PYTHONPATH=tests BENCH_DURATION=1 BENCH_OUTPUT=/tmp/bench python -m bench workers
 
-BENCH_DURATION shortens each measurement; BENCH_OUTPUT writes the results under
-another directory, leaving the committed figures alone.
+`python -m bench charts` only redraws the charts (bench/charts.py) from the
+committed results files. BENCH_DURATION shortens each measurement; BENCH_OUTPUT
+writes the results under another directory, leaving the committed figures alone.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from bench import charts, common
 
 BENCHMARKS = {
     "recipe_api_vs_node": "bench.why_distributed.recipe_api_vs_node",
@@ -39,12 +42,17 @@ BENCHMARKS = {
 
 
 def run(names: list[str]) -> None:
+    if names == ["charts"]:  # redraw every chart from the committed results files
+        charts.main()
+        return
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         sys.exit(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for name in names or list(BENCHMARKS):
         print(f"== bench {name}", flush=True)
         importlib.import_module(BENCHMARKS[name]).main()
+        charts.main(common.WRITTEN)  # the chart beside each table it wrote
+        common.WRITTEN.clear()
 
 
 if __name__ == "__main__":

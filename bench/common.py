@@ -74,6 +74,9 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
+WRITTEN: list[str] = []  # results files written by this run (bench/__main__.py draws their charts)
+
+
 def write_results(relative: str, body: str, stamp_line: str, command: str) -> Path:
     """Write snippets/<relative>: the figures, the stamp, and the command that made them."""
     path = output_path(f"snippets/{relative}")
@@ -82,4 +85,5 @@ def write_results(relative: str, body: str, stamp_line: str, command: str) -> Pa
         f"{body.rstrip()}\n\n<small>{stamp_line} Regenerate with `{command}`.</small>\n"
     )
     print(f"wrote {path}")
+    WRITTEN.append(relative)
     return path
