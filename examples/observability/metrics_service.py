@@ -12,7 +12,11 @@ and measures itself:
 - `event_loop_lag_seconds`: a gauge of how late the event loop woke a task
   that asked to sleep `LAG_INTERVAL` seconds (a blocked loop shows up here);
 - `process_*`: memory, CPU time and open file descriptors, from the client
-  library's default process collector.
+  library's default process collector;
+- `recipes_viewed_total`: a business metric, recipes viewed by cuisine, and
+  `recipe_searches_total`, searches (`GET /recipes?cuisine=...`) by cuisine.
+  The cuisine label takes its values from a fixed allow-list; any other
+  cuisine, whether from a recipe or from a client's query, counts as `other`.
 
 Run it:
 
@@ -85,7 +89,14 @@ settings = load_settings()
 
 LAG_INTERVAL = settings.lag_interval
 
-RECIPES = {42: {"id": 42, "name": "Chicken Tikka Masala", "steps": "Throw it in a pot..."}}
+# Cuisines are free text written by whoever wrote the recipe: "Korean-Mexican" is data,
+# not a label value (see CUISINES below).
+RECIPES = {
+    42: {"id": 42, "name": "Chicken Tikka Masala", "cuisine": "Indian"},
+    43: {"id": 43, "name": "Pad Thai", "cuisine": "Thai"},
+    44: {"id": 44, "name": "Margherita", "cuisine": "italian"},
+    45: {"id": 45, "name": "Kimchi tacos", "cuisine": "Korean-Mexican"},
+}
 
 app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -109,6 +120,24 @@ RESPONSES = Counter(
 IN_FLIGHT = Gauge("http_requests_in_flight", "Requests being handled right now.")
 LOOP_LAG = Gauge("event_loop_lag_seconds", "How late the event loop ran a timer, last measure.")
 # --8<-- [end:metrics]
+
+# --8<-- [start:business]
+# The only values the cuisine label can take: a fixed list, plus "other".
+CUISINES = ("chinese", "french", "indian", "italian", "japanese", "mexican", "thai")
+RECIPES_VIEWED = Counter("recipes_viewed", "Recipes served, by cuisine.", ["cuisine"])
+SEARCHES = Counter("recipe_searches", "Searches by cuisine (GET /recipes?cuisine=).", ["cuisine"])
+for cuisine in (*CUISINES, "other"):  # every series exists from the start, at 0
+    RECIPES_VIEWED.labels(cuisine)
+    SEARCHES.labels(cuisine)
+
+
+def cuisine_label(text: str) -> str:
+    """A label value from free text: one of CUISINES, or "other" for anything else."""
+    cuisine = text.strip().lower()
+    return cuisine if cuisine in CUISINES else "other"
+
+
+# --8<-- [end:business]
 
 
 # --8<-- [start:middleware]
@@ -167,7 +196,16 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     recipe = RECIPES.get(recipe_id)
     if recipe is None:
         raise NotFound(f"no recipe with id {recipe_id}")
+    RECIPES_VIEWED.labels(cuisine_label(recipe["cuisine"])).inc()
     return json({"producer_pid": os.getpid(), "recipe": recipe})
+
+
+@app.get("/recipes")
+async def search_recipes(request: Request) -> HTTPResponse:
+    wanted = request.args.get("cuisine", "")[:100]  # the client's text: never a label as is
+    SEARCHES.labels(cuisine_label(wanted)).inc()
+    found = [r for r in RECIPES.values() if r["cuisine"].lower() == wanted.strip().lower()]
+    return json({"recipes": found})
 
 
 @app.get("/health")

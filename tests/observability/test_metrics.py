@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 SERVICE = "observability/metrics_service.py"
 SNIPPETS = ROOT / "snippets" / "observability"
 RECIPE_ROUTE = "/recipes/<recipe_id:int>"
-ROUTES = {RECIPE_ROUTE, "/health", "/metrics", "unmatched"}
+ROUTES = {RECIPE_ROUTE, "/recipes", "/health", "/metrics", "unmatched"}
+CUISINES = {"chinese", "french", "indian", "italian", "japanese", "mexican", "thai", "other"}
 
 
 def scrape(url: str) -> dict:
@@ -83,6 +84,45 @@ def test_unknown_paths_add_no_label_values(run_example) -> None:
     assert responses[("unmatched", "404")] == 51
     assert responses[("unmatched", "405")] == 1
     assert families["http_requests_in_flight"].samples[0].value == 1  # only /metrics itself
+
+
+def by_cuisine(families: dict, name: str) -> dict[str, float]:
+    return {s.labels["cuisine"]: s.value for s in families[name].samples}
+
+
+def test_recipes_viewed_are_counted_by_cuisine(run_example) -> None:
+    service = run_example(SERVICE)
+    before = scrape(service.url)
+    # Every allowed cuisine and "other" exist from the start, at zero.
+    assert by_cuisine(before, "recipes_viewed") == dict.fromkeys(CUISINES, 0)
+    with httpx.Client(base_url=service.url) as client:
+        for recipe_id in (42, 42, 43, 44, 45, 7):  # Indian twice, Thai, italian, Korean-Mexican
+            client.get(f"/recipes/{recipe_id}")
+    viewed = by_cuisine(scrape(service.url), "recipes_viewed")
+    # "italian" and "Italian" are one value; a cuisine off the list is "other"; a 404 is no view.
+    assert {c: v for c, v in viewed.items() if v} == {
+        "indian": 2,
+        "thai": 1,
+        "italian": 1,
+        "other": 1,
+    }
+
+
+def test_client_chosen_cuisines_stay_a_bounded_label(run_example) -> None:
+    service = run_example(SERVICE)
+    with httpx.Client(base_url=service.url) as client:
+        thai = client.get("/recipes", params={"cuisine": "Thai"})
+        assert [r["name"] for r in thai.json()["recipes"]] == ["Pad Thai"]
+        for _ in range(200):  # 200 distinct cuisines, some hostile
+            wanted = f'{uuid.uuid4().hex}\n"}} x' * 3
+            assert client.get("/recipes", params={"cuisine": wanted}).json() == {"recipes": []}
+        assert client.get("/recipes").status_code == 200  # no cuisine at all
+    families = scrape(service.url)
+    searches = by_cuisine(families, "recipe_searches")
+    assert set(searches) == CUISINES  # 8 series, whatever was sent
+    assert searches["thai"] == 1
+    assert searches["other"] == 201
+    assert set(by_cuisine(families, "recipes_viewed")) == CUISINES
 
 
 def test_prometheus_scrapes_the_service(run_example, prometheus) -> None:
