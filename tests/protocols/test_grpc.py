@@ -7,24 +7,29 @@ synchronous client), or a real `grpc_consumer.py` over HTTP.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kit import snippets, sysdeps
 from kit.examples import RunningExample, assert_output_is_shown
-from kit.process import LOOPBACK, ROOT, connections_to, free_port, wait_until
+from kit.process import LOOPBACK, ROOT, Process, connections_to, free_port, port_open, wait_until
 
 PRODUCER = "protocols/grpc_producer.py"
 CONSUMER = "protocols/grpc_consumer.py"
 SERVICE = "recipe.v1.RecipeService"
+SNIPPETS = ROOT / "snippets" / "protocols"
+BOOK_PROTO = SNIPPETS / "grpc_book_recipe.proto"  # the Node.js book's: package `recipe`
 CALL_TIMEOUT = 10  # seconds; a generous bound so that a broken server fails instead of hanging
 
 
@@ -423,3 +428,117 @@ def test_consumer_504_when_the_producer_accepts_but_never_speaks(run_example) ->
         assert response.status_code == 504
         assert response.json() == {"error": "recipe-api unavailable", "reason": "DEADLINE_EXCEEDED"}
         assert consumer.stop() == 0
+
+
+# --- interop with Node.js (grpc-js and proto-loader) ----------------------------
+
+
+def node_command(script: str) -> tuple[dict[str, str], list[str]]:
+    """The one command of a snippets script, with `node` resolved (installed if missing)."""
+    sysdeps.require_npm_tools()  # @grpc/grpc-js and @grpc/proto-loader in node_modules
+    env, argv = snippets.command(SNIPPETS / script)
+    assert argv[0] == "node", argv
+    return env, [sysdeps.require("node")["node"], *argv[1:]]
+
+
+def node_client(target: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """grpc_node_client.sh, with the producer's address in place of 127.0.0.1:4003."""
+    line_env, argv = node_command("grpc_node_client.sh")
+    assert argv[-1] == "127.0.0.1:4003"
+    return subprocess.run(
+        [*argv[:-1], target],
+        cwd=ROOT,
+        env={**os.environ, **line_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.fixture
+def node_server(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start grpc_node_server.sh on a free port; each must stop on SIGTERM with exit 0."""
+    started: list[Process] = []
+
+    def start(**env: str) -> Process:
+        line_env, argv = node_command("grpc_node_server.sh")
+        port = free_port()
+        server = Process(
+            "grpc_node.js server",
+            argv,
+            tmp_path / f"node-{port}.log",
+            env={**line_env, "PORT": str(port), **env},
+        )
+        server.port = port  # type: ignore[attr-defined]
+        started.append(server.start(ready=lambda: port_open(port)))
+        return server
+
+    yield start
+    for server in started:
+        assert server.stop() == 0, server.output()
+
+
+def test_node_client_calls_the_python_producer(producer: RunningExample) -> None:
+    result = node_client(target(producer))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["meta"] == {"pid": producer.pid}
+    assert answer["reply"]["producer_pid"] == producer.pid
+    assert answer["reply"]["recipe"]["name"] == "Chicken Tikka Masala"
+    assert [i["name"] for i in answer["reply"]["recipe"]["ingredients"]] == ["Chicken", "Sauce"]
+    assert_output_is_shown(result.stdout, SNIPPETS / "grpc_node_client.out", normalize=without_pids)
+
+
+def test_python_consumer_calls_the_node_producer(node_server, run_example) -> None:
+    node = node_server()
+    consumer = run_example(CONSUMER, env={"TARGET": f"{LOOPBACK}:{node.port}"})
+    body = httpx.get(consumer.url, timeout=CALL_TIMEOUT).json()
+    assert body["producer_meta"] == {"pid": node.pid}
+    assert body["producer_data"]["producer_pid"] == node.pid
+    assert body["producer_data"]["recipe"]["name"] == "Chicken Tikka Masala"
+    # A status code set in JavaScript arrives as the same code in Python.
+    response = httpx.get(f"{consumer.url}/recipes/7", timeout=CALL_TIMEOUT)
+    assert response.status_code == 404
+    assert response.json()["grpc_status"] == "NOT_FOUND"
+
+
+def test_the_books_proto_is_unimplemented_both_ways(
+    producer: RunningExample, node_server, run_example
+) -> None:
+    book = {"PROTO": str(BOOK_PROTO), "PACKAGE": "recipe"}
+    # Control: the same program with our .proto succeeds (test_node_client_calls...).
+    result = node_client(target(producer), **book)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "UNIMPLEMENTED: Method not found!"
+    assert_still_serving_raw(producer)
+
+    node = node_server(**book)
+    consumer = run_example(CONSUMER, env={"TARGET": f"{LOOPBACK}:{node.port}"})
+    response = httpx.get(consumer.url, timeout=CALL_TIMEOUT)
+    assert response.status_code == 502
+    assert response.json() == {"error": "recipe-api unavailable", "reason": "UNIMPLEMENTED"}
+
+
+def test_the_books_messages_under_our_package_decode_to_wrong_values(
+    producer: RunningExample, tmp_path: Path
+) -> None:
+    # Fix only the package: the call now arrives, and the field numbers disagree.
+    proto = tmp_path / "book_v1.proto"
+    proto.write_text(BOOK_PROTO.read_text().replace("package recipe;", "package recipe.v1;"))
+    result = node_client(target(producer), PROTO=str(proto), PACKAGE="recipe.v1")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["meta"] == {}  # our pid is field 1, the book's Meta.pid field 2: skipped
+    assert answer["reply"]["id"] == producer.pid  # our field 1 is producer_pid
+    name = answer["reply"]["name"]  # our field 2 is the whole Recipe message, read as text
+    assert "Chicken Tikka Masala" in name
+    assert name != "Chicken Tikka Masala"
+
+
+def assert_still_serving_raw(producer: RunningExample) -> None:
+    with grpc.insecure_channel(target(producer)) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE), timeout=CALL_TIMEOUT
+        )
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
