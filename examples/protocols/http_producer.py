@@ -21,8 +21,10 @@ one line naming the variable and what it accepts.
 What each mistake gets, always with a JSON error body:
 
 - malformed JSON: 400;
-- valid JSON that is not a valid recipe (missing, unknown or mistyped fields):
-  422, with every problem listed under `context.errors`;
+- valid JSON that is not a valid recipe (missing, unknown or mistyped fields,
+  a text too long, too many ingredients): 422, with each problem (at most 20)
+  listed under `context.errors` with its path (`loc`), checked by a pydantic
+  model that refuses unknown fields;
 - a recipe name that already exists: 409;
 - a body over 16 KiB (on routes that accept a body: `POST /recipes`): 413;
 - a `Content-Type` other than `application/json`: 415;
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
@@ -147,48 +149,42 @@ RECIPES: dict[int, RecipeRecord] = {
 }
 
 
-# --8<-- [start:validate]
-RECIPE_FIELDS = {"name", "steps", "ingredients"}
-INGREDIENT_FIELDS = {"name", "quantity"}
-MAX_LENGTH = {"name": 100, "steps": 2000, "quantity": 50}  # characters, per text field
-MAX_INGREDIENTS = 50
-Problem = dict[str, str]
+# --8<-- [start:model]
+# Unknown fields are errors; every string is stripped, then may not be empty.
+FORBID_EXTRA = ConfigDict(extra="forbid", str_strip_whitespace=True, str_min_length=1)
 
 
-def object_problems(obj: dict, fields: set[str], where: str = "") -> list[Problem]:
-    """Unknown fields, missing fields and bad text fields of one JSON object."""
-    problems = [{"field": where + name, "problem": "unknown field"} for name in obj.keys() - fields]
-    problems += [{"field": where + name, "problem": "is required"} for name in fields - obj.keys()]
-    for name in sorted(fields & obj.keys() & MAX_LENGTH.keys()):
-        value, limit = obj[name], MAX_LENGTH[name]
-        if not isinstance(value, str):
-            problems.append({"field": where + name, "problem": "must be a string"})
-        elif not value.strip() or len(value) > limit:
-            problems.append({"field": where + name, "problem": f"must be 1 to {limit} characters"})
-    return sorted(problems, key=lambda problem: problem["field"])
+class NewIngredient(BaseModel):
+    model_config = FORBID_EXTRA
+
+    name: str = Field(max_length=100)
+    quantity: str = Field(max_length=50)
 
 
-def recipe_problems(body: object) -> list[Problem]:
-    """Everything wrong with a POSTed recipe; an empty list means it is valid."""
-    if not isinstance(body, dict):
-        return [{"field": "(body)", "problem": "must be a JSON object"}]
-    problems = object_problems(body, RECIPE_FIELDS)
-    ingredients = body.get("ingredients")
-    if "ingredients" not in body:
-        pass  # already reported as required
-    elif not isinstance(ingredients, list) or not 1 <= len(ingredients) <= MAX_INGREDIENTS:
-        problem = f"must be a list of 1 to {MAX_INGREDIENTS} ingredients"
-        problems.append({"field": "ingredients", "problem": problem})
-    else:
-        for i, item in enumerate(ingredients):
-            if isinstance(item, dict):
-                problems += object_problems(item, INGREDIENT_FIELDS, f"ingredients[{i}].")
-            else:
-                problems.append({"field": f"ingredients[{i}]", "problem": "must be an object"})
-    return problems
+class NewRecipe(BaseModel):
+    """What a client may send to create a recipe: these fields and nothing else."""
+
+    model_config = FORBID_EXTRA
+
+    name: str = Field(max_length=100)
+    steps: str = Field(max_length=2000)
+    ingredients: list[NewIngredient] = Field(min_length=1, max_length=50)
 
 
-# --8<-- [end:validate]
+MAX_PROBLEMS = 20  # a 16 KiB body of unknown fields must not get a 200 KiB answer
+
+
+def recipe_problems(error: ValidationError) -> list[dict[str, Any]]:
+    """Each problem with its path (`loc`) and pydantic's message, never the input."""
+    problems = error.errors(
+        include_url=False,  # a link to pydantic's documentation: noise for a client
+        include_input=False,  # what the client sent: it knows already
+        include_context=False,  # the same limits again, as data
+    )
+    return problems[:MAX_PROBLEMS]
+
+
+# --8<-- [end:model]
 
 
 # --8<-- [start:negotiation]
@@ -223,7 +219,8 @@ def json_quality(accept: str | None) -> float:
 
 def require_json_acceptable(request: Request) -> None:
     if json_quality(request.headers.get("accept")) == 0:
-        raise ClientError("this resource is only available as application/json", status_code=406)
+        message = "this resource is only available as application/json"
+        raise ClientError(message, status_code=406)
 
 
 def require_json_body(request: Request) -> Any:
@@ -247,14 +244,15 @@ def require_json_body(request: Request) -> Any:
 # Sanic picks an error's format from the request's Accept header, and falls back
 # to plain text when JSON is not acceptable; JSONRenderer as the base makes every
 # error body JSON, the 406 that refuses a client's Accept header included.
-app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
+errors_as_json = ErrorHandler(base=JSONRenderer)
+app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=errors_as_json)
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 16 * 1024  # a recipe is well under 16 KiB; more is 413
 app.config.MOTD = False
 # --8<-- [end:app]
 
 
-# --8<-- [start:routes]
+# --8<-- [start:read]
 # HEAD is GET without the body (Sanic strips it); Sanic serves it only where asked.
 @app.route("/recipes/<recipe_id:int>", methods=["GET", "HEAD"])
 async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
@@ -267,27 +265,36 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     return json({"producer_pid": os.getpid(), "recipe": to_public(record)})
 
 
+@app.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+# --8<-- [end:read]
+
+
+# --8<-- [start:create]
 @app.post("/recipes")
 async def create_recipe(request: Request) -> HTTPResponse:
     require_json_acceptable(request)
     body = require_json_body(request)
-    problems = recipe_problems(body)
-    if problems:
-        raise ClientError(
-            "the JSON is not a valid recipe", status_code=422, context={"errors": problems}
-        )
+    try:
+        recipe = NewRecipe.model_validate(body)
+    except ValidationError as error:
+        problems = {"errors": recipe_problems(error)}
+        message = "the JSON is not a valid recipe"
+        raise ClientError(message, status_code=422, context=problems) from None
     # No await between this check and the insert: no other request can run in
     # between on the event loop, so two POSTs cannot both take the same name or id.
-    if any(r.name.casefold() == body["name"].casefold() for r in RECIPES.values()):
-        raise ClientError(f"a recipe named {body['name']!r} already exists", status_code=409)
+    if any(r.name.casefold() == recipe.name.casefold() for r in RECIPES.values()):
+        message = f"a recipe named {recipe.name!r} already exists"
+        raise ClientError(message, status_code=409)
+    numbered = enumerate(recipe.ingredients, 1)
     record = RecipeRecord(
         id=max(RECIPES) + 1,
-        name=body["name"],
-        steps=body["steps"],
-        ingredients=[
-            Ingredient(i, item["name"], item["quantity"])
-            for i, item in enumerate(body["ingredients"], 1)
-        ],
+        name=recipe.name,
+        steps=recipe.steps,
+        ingredients=[Ingredient(i, item.name, item.quantity) for i, item in numbered],
         supplier_price_cents=0,
         internal_note=f"created through the API by {request.ip}; price not negotiated",
     )
@@ -299,12 +306,7 @@ async def create_recipe(request: Request) -> HTTPResponse:
     )
 
 
-@app.get("/health")
-async def health(request: Request) -> HTTPResponse:
-    return json({"status": "ok"})
-
-
-# --8<-- [end:routes]
+# --8<-- [end:create]
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ example programs started with their pages' run lines.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -25,6 +26,7 @@ WIRE = "protocols/http_wire.py"
 PRODUCER = "protocols/http_producer.py"
 CONSUMER = "protocols/http_consumer.py"
 DANGERS = "protocols/serialization_dangers.py"
+BY_HAND = "protocols/http_validation_by_hand.py"
 CHAPTER_1_RECIPE_API = "why_distributed/recipe_api.py"
 SNIPPETS = ROOT / "snippets" / "protocols"
 PAGE = ROOT / "docs" / "protocols" / "http.md"
@@ -298,62 +300,175 @@ def test_malformed_json_is_400(producer: RunningExample, body: bytes) -> None:
     assert assert_json_error(response, 400)["message"].startswith("malformed JSON: ")
 
 
+# Each invalid body, and what the model reports: (path, pydantic's error type) per problem.
 INVALID_RECIPES = {
-    "not an object": ([PANCAKES], [("(body)", "must be a JSON object")]),
-    "null": (None, [("(body)", "must be a JSON object")]),
+    "not an object": ([PANCAKES], [((), "model_type")]),
+    "null": (None, [((), "model_type")]),
     "empty object": (
         {},
-        [("ingredients", "is required"), ("name", "is required"), ("steps", "is required")],
+        [(("name",), "missing"), (("steps",), "missing"), (("ingredients",), "missing")],
     ),
     "wrong types": (
         {"name": 42, "steps": ["Mix"], "ingredients": "flour"},
-        [
-            ("name", "must be a string"),
-            ("steps", "must be a string"),
-            ("ingredients", "must be a list of 1 to 50 ingredients"),
-        ],
+        [(("name",), "string_type"), (("steps",), "string_type"), (("ingredients",), "list_type")],
     ),
     "blank and too long": (
         {**PANCAKES, "name": "   ", "steps": "x" * 2001},
-        [("name", "must be 1 to 100 characters"), ("steps", "must be 1 to 2000 characters")],
+        [(("name",), "string_too_short"), (("steps",), "string_too_long")],
     ),
     "unknown fields (mass assignment)": (
         {**PANCAKES, "supplier_price_cents": 0, "id": 1},
-        [("id", "unknown field"), ("supplier_price_cents", "unknown field")],
+        [(("supplier_price_cents",), "extra_forbidden"), (("id",), "extra_forbidden")],
     ),
-    "no ingredients": (
-        {**PANCAKES, "ingredients": []},
-        [("ingredients", "must be a list of 1 to 50 ingredients")],
-    ),
+    "no ingredients": ({**PANCAKES, "ingredients": []}, [(("ingredients",), "too_short")]),
     "51 ingredients": (
         {**PANCAKES, "ingredients": [{"name": "Salt", "quantity": "1 g"}] * 51},
-        [("ingredients", "must be a list of 1 to 50 ingredients")],
+        [(("ingredients",), "too_long")],
     ),
     "bad ingredients": (
         {**PANCAKES, "ingredients": ["flour", {"name": "Egg", "qty": 2}, {"quantity": 3}]},
         [
-            ("ingredients[0]", "must be an object"),
-            ("ingredients[1].qty", "unknown field"),
-            ("ingredients[1].quantity", "is required"),
-            ("ingredients[2].name", "is required"),
-            ("ingredients[2].quantity", "must be a string"),
+            (("ingredients", 0), "model_type"),
+            (("ingredients", 1, "quantity"), "missing"),
+            (("ingredients", 1, "qty"), "extra_forbidden"),
+            (("ingredients", 2, "name"), "missing"),
+            (("ingredients", 2, "quantity"), "string_type"),
         ],
     ),
 }
 
 
-@pytest.mark.parametrize(("body", "problems"), INVALID_RECIPES.values(), ids=INVALID_RECIPES.keys())
-def test_valid_json_that_is_not_a_recipe_is_422_with_every_problem(
-    producer: RunningExample, body: object, problems: list[tuple[str, str]]
-) -> None:
-    response = httpx.post(
-        f"{producer.url}/recipes",
-        content=json.dumps(body),
-        headers={"Content-Type": "application/json"},
+def post_json(base: str, body: object) -> httpx.Response:
+    return httpx.post(
+        f"{base}/recipes", content=json.dumps(body), headers={"Content-Type": "application/json"}
     )
+
+
+def problems_of(response: httpx.Response) -> list[tuple[tuple, str]]:
+    """(loc, type) of each problem of a 422, after checking each has exactly its three keys."""
     error = assert_json_error(response, 422)
     assert error["message"] == "the JSON is not a valid recipe"
-    assert [(p["field"], p["problem"]) for p in error["context"]["errors"]] == problems
+    problems = error["context"]["errors"]
+    assert all(set(problem) == {"loc", "msg", "type"} for problem in problems), problems
+    return [(tuple(problem["loc"]), problem["type"]) for problem in problems]
+
+
+@pytest.mark.parametrize(("body", "problems"), INVALID_RECIPES.values(), ids=INVALID_RECIPES.keys())
+def test_valid_json_that_is_not_a_recipe_is_422_with_every_problem_and_its_path(
+    producer: RunningExample, body: object, problems: list[tuple[tuple, str]]
+) -> None:
+    assert problems_of(post_json(producer.url, body)) == problems
+
+
+def test_a_bad_field_is_named_by_its_path_and_a_readable_message(
+    producer: RunningExample,
+) -> None:
+    egg = {"name": "Egg", "quantity": 2}
+    body = {**PANCAKES, "ingredients": [*PANCAKES["ingredients"], egg]}
+    error = assert_json_error(post_json(producer.url, body), 422)
+    assert error["context"]["errors"] == [
+        {
+            "type": "string_type",
+            "loc": ["ingredients", 2, "quantity"],
+            "msg": "Input should be a valid string",
+        }
+    ]
+
+
+def ingredients(count: int, **fields: str) -> list[dict[str, str]]:
+    return [{"name": "Salt", "quantity": "1 g", **fields}] * count
+
+
+# Bodies one step over a limit, each with the one problem the model reports.
+REFUSED = {
+    "unknown field": ({"servings": 4}, ("servings",), "extra_forbidden"),
+    "unknown nested field": (
+        {"ingredients": ingredients(1, price="1")},
+        ("ingredients", 0, "price"),
+        "extra_forbidden",
+    ),
+    "name of 101": ({"name": "x" * 101}, ("name",), "string_too_long"),
+    "steps of 2001": ({"steps": "x" * 2001}, ("steps",), "string_too_long"),
+    "quantity of 51": (
+        {"ingredients": ingredients(1, quantity="x" * 51)},
+        ("ingredients", 0, "quantity"),
+        "string_too_long",
+    ),
+    "51 ingredients": ({"ingredients": ingredients(51)}, ("ingredients",), "too_long"),
+}
+
+
+@pytest.mark.parametrize(("change", "loc", "kind"), REFUSED.values(), ids=REFUSED.keys())
+def test_unknown_fields_and_anything_over_a_limit_are_refused(
+    producer: RunningExample, change: dict, loc: tuple, kind: str
+) -> None:
+    body = {**new_recipe(f"Refused: {loc}"), **change}
+    assert problems_of(post_json(producer.url, body)) == [(loc, kind)]
+
+
+def test_a_body_at_every_limit_is_accepted_and_stored_stripped(producer: RunningExample) -> None:
+    # The control for the test above: one less than each refusal is fine.
+    name = "At the limits " + "x" * 86
+    body = {
+        "name": f"  {name}  ",  # stripped first, then 100 characters
+        "steps": "x" * 2000,
+        "ingredients": ingredients(50, quantity="y" * 50),
+    }
+    response = post_json(producer.url, body)
+    assert response.status_code == 201, response.text
+    recipe = httpx.get(producer.url + response.headers["location"]).json()["recipe"]
+    assert recipe["name"] == name
+    assert len(recipe["ingredients"]) == 50
+
+
+def test_nothing_is_stored_when_a_body_is_refused(producer: RunningExample) -> None:
+    before = post_json(producer.url, new_recipe("Before the refusals"))
+    assert before.status_code == 201
+    name = "Refused, then accepted"
+    for change, _, _ in REFUSED.values():
+        assert post_json(producer.url, {**new_recipe(name), **change}).status_code == 422
+    after = post_json(producer.url, new_recipe(name))
+    assert after.status_code == 201  # not 409: no refused body took the name
+    assert after.json()["recipe"]["id"] == before.json()["recipe"]["id"] + 1  # nor an id
+
+
+def test_the_list_of_problems_is_bounded(producer: RunningExample) -> None:
+    # A body of 16 KiB can hold over a thousand unknown fields; the answer names 20.
+    body = {**PANCAKES, **{f"f{i}": 0 for i in range(1200)}}
+    assert len(json.dumps(body)) < 16 * 1024
+    response = post_json(producer.url, body)
+    assert problems_of(response) == [((f"f{i}",), "extra_forbidden") for i in range(20)]
+    assert len(response.content) < 2048
+
+
+# --- the hand-written validator the model replaces ------------------------------
+
+
+def as_loc(field: str) -> tuple:
+    """The by-hand notation `ingredients[1].qty` as a pydantic path."""
+    parts = [part for part in re.split(r"[\[\].]+", field) if part]
+    return () if field == "(body)" else tuple(int(p) if p.isdigit() else p for p in parts)
+
+
+def test_by_hand_prints_what_the_page_shows() -> None:
+    output = run_program(BY_HAND)
+    assert_output_is_shown(output, SNIPPETS / "http_validation_by_hand.out")
+
+
+def test_the_model_finds_the_fields_the_hand_written_validator_finds(
+    producer: RunningExample,
+) -> None:
+    spec = importlib.util.spec_from_file_location("by_hand", ROOT / "examples" / BY_HAND)
+    by_hand = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(by_hand)
+    bodies = [body for body, _ in INVALID_RECIPES.values()]
+    bodies += [{**PANCAKES, **change} for change, _, _ in REFUSED.values()]
+    bodies.append(PANCAKES)  # both find nothing wrong (a 409 at most: it may exist)
+    for body in bodies:
+        theirs = {as_loc(problem["field"]) for problem in by_hand.recipe_problems(body)}
+        response = post_json(producer.url, body)
+        ours = {loc for loc, _ in problems_of(response)} if response.status_code == 422 else set()
+        assert ours == theirs, body
 
 
 def test_body_over_16_kib_is_413_and_16_kib_is_not(producer: RunningExample) -> None:
@@ -434,7 +549,7 @@ def test_consumer_passes_on_the_clients_own_mistakes(consumer: RunningExample) -
     invalid = httpx.post(f"{consumer.url}/recipes", json={**PANCAKES, "steps": 3})
     assert invalid.status_code == 422
     assert invalid.json()["context"]["errors"] == [
-        {"field": "steps", "problem": "must be a string"}
+        {"type": "string_type", "loc": ["steps"], "msg": "Input should be a valid string"}
     ]
     httpx.post(f"{consumer.url}/recipes", json=new_recipe("Twice through web-api"))
     duplicate = httpx.post(f"{consumer.url}/recipes", json=new_recipe("Twice through web-api"))
