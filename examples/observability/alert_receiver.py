@@ -19,19 +19,31 @@ A bad setting (`PORT=abc`, `KEEP=0`, `KEEP=many`) stops it at start with exit
 code 2 and one line naming the variable and what it accepts.
 
 Bad input never takes it down: a body that is not JSON answers 400, JSON
-that is not an Alertmanager webhook answers 422 saying what is wrong, a body
-over 1 MiB on `POST /alerts` (the route that accepts a body) answers 413, an
-unknown route 404 and a wrong method 405, each with a JSON body.
+that is not an Alertmanager webhook 422 with the path of each field in error
+(`alerts.0.status`), and neither changes anything; a body over 1 MiB on `POST /alerts`
+(the route that accepts a body) answers 413, an unknown route 404 and a wrong
+method 405, each with a JSON body. A refusal is also printed on stderr, since
+Alertmanager does not retry a 4xx.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import deque
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Literal
 
 import orjson
-from pydantic import Field, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
@@ -71,41 +83,57 @@ app.config.MOTD = False
 
 
 # --8<-- [start:check]
-class NotAWebhook(ValueError):
-    pass
+# Alertmanager's webhook body (version 4), as documented. Every text and every list
+# has a bound: one notification cannot make the receiver hold or print megabytes.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Value = Annotated[str, StringConstraints(max_length=2000)]
+Labels = Annotated[dict[Name, Value], Field(max_length=64)]
 
 
-def check_webhook(document: Any) -> list[dict[str, Any]]:
-    """The alerts of an Alertmanager webhook (version 4), or NotAWebhook saying why."""
-    if not isinstance(document, dict):
-        raise NotAWebhook("expected a JSON object")
-    if document.get("version") != "4":
-        raise NotAWebhook(f"unsupported webhook version {document.get('version')!r}")
-    alerts = document.get("alerts")
-    if not isinstance(alerts, list):
-        raise NotAWebhook("'alerts' must be a list")
-    checked = []
-    for alert in alerts:
-        if not isinstance(alert, dict):
-            raise NotAWebhook("each alert must be an object")
-        status, labels = alert.get("status"), alert.get("labels")
-        annotations = alert.get("annotations", {})
-        if status not in ("firing", "resolved"):
-            raise NotAWebhook(f"alert status {status!r} is not firing or resolved")
-        if not isinstance(labels, dict) or not isinstance(labels.get("alertname"), str):
-            raise NotAWebhook("each alert needs labels with an alertname")
-        if not isinstance(annotations, dict):
-            raise NotAWebhook("annotations must be an object")
-        checked.append(
-            {
-                "status": status,
-                "labels": {str(k): str(v) for k, v in labels.items()},
-                "summary": str(annotations.get("summary", "")),
-                "startsAt": str(alert.get("startsAt", "")),
-                "endsAt": str(alert.get("endsAt", "")),
-            }
-        )
-    return checked
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # a newer Alertmanager may add fields
+
+    status: Literal["firing", "resolved"]
+    labels: Labels
+    annotations: Labels = {}
+    startsAt: datetime
+    endsAt: datetime | None = None  # "0001-01-01T00:00:00Z" while firing
+    generatorURL: Value = ""
+    fingerprint: Annotated[str, StringConstraints(max_length=64)] = ""
+
+    @field_validator("labels")
+    @classmethod
+    def has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
+        if "alertname" not in labels:
+            raise ValueError("labels must include alertname")
+        return labels
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # What the receiver reads is required; the rest is checked when present.
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    alerts: Annotated[list[Alert], Field(min_length=1, max_length=1000)]
+    receiver: Value = ""
+    groupKey: Value = ""
+    truncatedAlerts: NonNegativeInt = 0
+    groupLabels: Labels = {}
+    commonLabels: Labels = {}
+    commonAnnotations: Labels = {}
+    externalURL: Value = ""
+
+
+def problems(error: ValidationError, limit: int = 10) -> list[dict[str, str]]:
+    """The first few problems, each with the path of the field: alerts.0.labels."""
+    return [
+        {
+            "path": ".".join(str(part) for part in problem["loc"]) or "(body)",
+            "message": problem["msg"],
+        }
+        for problem in error.errors(include_url=False)[:limit]
+    ]
 
 
 # --8<-- [end:check]
@@ -125,16 +153,21 @@ async def receive(request: Request) -> HTTPResponse:
     except orjson.JSONDecodeError:
         raise BadRequest("the body is not JSON") from None
     try:
-        alerts = check_webhook(document)
-    except NotAWebhook as error:
-        return json({"error": "not an Alertmanager webhook", "reason": str(error)}, status=422)
-    for alert in alerts:
-        labels = alert["labels"]
+        webhook = Webhook.model_validate(document)
+    except ValidationError as error:
+        found = problems(error)
+        # Alertmanager does not retry a 4xx: say on stderr what was refused and why.
+        print(f"REFUSED webhook: {printable(str(found))}", file=sys.stderr, flush=True)
+        return json({"error": "not an Alertmanager webhook", "problems": found}, status=422)
+    # Checked in full before anything is kept: a refused webhook changes nothing.
+    for alert in webhook.alerts:
+        labels = alert.labels
         others = " ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
-        line = f"{alert['status'].upper()} {labels['alertname']} {others}: {alert['summary']}"
+        summary = alert.annotations.get("summary", "")
+        line = f"{alert.status.upper()} {labels['alertname']} {others}: {summary}"
         print(printable(line), flush=True)  # where a pager or chat message would go
-        app.ctx.received.append(alert)
-    return json({"received": len(alerts)})
+        app.ctx.received.append(alert.model_dump(mode="json"))
+    return json({"received": len(webhook.alerts)})
 
 
 @app.get("/alerts")

@@ -131,32 +131,119 @@ def webhook(alerts: list[dict]) -> dict:
     return {"version": "4", "status": "firing", "receiver": "webhook", "alerts": alerts}
 
 
-def test_the_receiver_rejects_what_is_not_a_webhook(run_example) -> None:
+def alert(name: str, status: str = "firing", summary: str = "", **labels: str) -> dict:
+    return {
+        "status": status,
+        "labels": {"alertname": name, **labels},
+        "annotations": {"summary": summary},
+        "startsAt": "2026-11-29T10:00:00.123456789Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+    }
+
+
+# A notification as Alertmanager 0.25 sends it (the documented webhook format, version 4).
+REAL = {
+    "receiver": "webhook",
+    "status": "firing",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "HealthCheckFailing",
+                "instance": "http://127.0.0.1:4001/health",
+                "job": "recipe-api-health",
+                "severity": "page",
+            },
+            "annotations": {
+                "summary": "http://127.0.0.1:4001/health is failing its health check",
+                "description": "GET http://127.0.0.1:4001/health has not answered 2xx...",
+            },
+            "startsAt": "2026-11-29T10:41:07.283Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=probe_success&g0.tab=1",
+            "fingerprint": "3b4ac28a8e0bd0b8",
+        }
+    ],
+    "groupLabels": {"alertname": "HealthCheckFailing", "job": "recipe-api-health"},
+    "commonLabels": {"alertname": "HealthCheckFailing", "severity": "page"},
+    "commonAnnotations": {"summary": "http://127.0.0.1:4001/health is failing its health check"},
+    "externalURL": "http://127.0.0.1:9093",
+    "version": "4",
+    "groupKey": '{}:{alertname="HealthCheckFailing", job="recipe-api-health"}',
+    "truncatedAlerts": 0,
+}
+
+
+def refusal(url: str, body: object) -> dict[str, str]:
+    """POST a bad webhook: 422, and {path: message} of the problems named."""
+    answer = httpx.post(url, json=body)
+    assert answer.status_code == 422, (body, answer.text)
+    assert answer.json()["error"] == "not an Alertmanager webhook"
+    return {p["path"]: p["message"] for p in answer.json()["problems"]}
+
+
+def test_the_receiver_accepts_a_real_alertmanager_payload(run_example) -> None:
+    receiver = run_example(RECEIVER)
+    url = f"{receiver.url}/alerts"
+    assert httpx.post(url, json=REAL).json() == {"received": 1}
+    # A newer Alertmanager may add fields, at the top or in an alert: still accepted.
+    newer = {**REAL, "alertsURL": "http://x", "alerts": [{**REAL["alerts"][0], "silencedBy": []}]}
+    assert httpx.post(url, json=newer).json() == {"received": 1}
+    kept = [a for a in httpx.get(url).json()["alerts"] if a["fingerprint"] == "3b4ac28a8e0bd0b8"]
+    assert len(kept) == 2
+    assert kept[0]["labels"] == REAL["alerts"][0]["labels"]
+    assert kept[0]["startsAt"] == "2026-11-29T10:41:07.283000Z"
+
+
+def test_a_malformed_webhook_gets_422_with_the_field_paths(run_example) -> None:
     receiver = run_example(RECEIVER)
     url = f"{receiver.url}/alerts"
     assert httpx.post(url, content=b"{not json").status_code == 400
-    for bad in (
-        [],
-        {"version": "3", "alerts": []},
-        {"version": "4", "alerts": "all of them"},
-        webhook([{"status": "on fire", "labels": {"alertname": "X"}}]),
-        webhook([{"status": "firing", "labels": {}}]),
-        webhook([{"status": "firing", "labels": {"alertname": "X"}, "annotations": []}]),
-        webhook(["an alert"]),
-    ):
-        answer = httpx.post(url, json=bad)
-        assert answer.status_code == 422, bad
-        assert answer.json()["error"] == "not an Alertmanager webhook"
+    assert refusal(url, []) == {
+        "(body)": "Input should be a valid dictionary or instance of Webhook"
+    }
+    assert "version" in refusal(url, {**REAL, "version": "3"})
+    assert set(refusal(url, {"version": "4"})) == {"status", "alerts"}
+    assert "alerts" in refusal(url, {**REAL, "alerts": "all of them"})
+    assert "alerts" in refusal(url, {**REAL, "alerts": []})
+    assert "alerts.0" in refusal(url, webhook(["an alert"]))
+    assert "alerts.0.status" in refusal(url, webhook([alert("X", status="on fire")]))
+    no_name = alert("X")
+    no_name["labels"] = {}
+    assert refusal(url, webhook([no_name])) == {
+        "alerts.0.labels": "Value error, labels must include alertname"
+    }
+    assert "alerts.0.annotations" in refusal(
+        url, webhook([{**alert("X"), "annotations": ["a list"]}])
+    )
+    assert "alerts.0.startsAt" in refusal(url, webhook([{**alert("X"), "startsAt": "soon"}]))
+    assert "truncatedAlerts" in refusal(url, {**REAL, "truncatedAlerts": -1})
+    # Sizes are bounded: a label value, the number of labels, the number of alerts.
+    assert "alerts.0.labels.note" in refusal(url, webhook([alert("X", note="x" * 2001)]))
+    many = {f"l{i}": "v" for i in range(64)}
+    assert "alerts.0.labels" in refusal(url, webhook([alert("X", **many)]))
+    assert "alerts" in refusal(url, webhook([alert("X")] * 1001))
+    # The problems named are bounded too, however many there are.
+    assert len(refusal(url, webhook([{"status": "?"}] * 500))) == 10
     assert httpx.post(url, content=b"[" + b"1," * 600_000 + b"1]").status_code == 413
-    alert = {"status": "firing", "labels": {"alertname": "X", "note": "a\nb"}, "annotations": {}}
-    assert httpx.post(url, json=webhook([alert])).json() == {"received": 1}
-    assert [a["labels"]["alertname"] for a in httpx.get(url).json()["alerts"]] == ["X"]
     receiver.stop()
-    assert "FIRING X note=a?b: " in receiver.output()  # one line per alert, always
+    assert "REFUSED webhook: [{'path': 'alerts.0.status'" in receiver.output()
 
 
-def alert(name: str, status: str = "firing", summary: str = "") -> dict:
-    return {"status": status, "labels": {"alertname": name}, "annotations": {"summary": summary}}
+def test_nothing_is_kept_from_a_refused_webhook(run_example) -> None:
+    receiver = run_example(RECEIVER)
+    url = f"{receiver.url}/alerts"
+    assert httpx.post(url, json=webhook([alert("Before")])).json() == {"received": 1}
+    # One good alert and one bad: the whole webhook is refused, the good one too.
+    assert refusal(url, webhook([alert("Good"), alert("Bad", status="?")])) == {
+        "alerts.1.status": "Input should be 'firing' or 'resolved'"
+    }
+    assert [a["labels"]["alertname"] for a in httpx.get(url).json()["alerts"]] == ["Before"]
+    receiver.stop()
+    printed = receiver.output()
+    assert "FIRING Before" in printed
+    assert "Good" not in printed.replace("REFUSED", "")  # nothing half-delivered
+    assert "'path': 'alerts.1.status'" in printed  # the refusal is on record
 
 
 def test_the_receiver_keeps_the_last_alerts_and_prints_bounded_lines(run_example) -> None:
@@ -170,11 +257,13 @@ def test_the_receiver_keeps_the_last_alerts_and_prints_bounded_lines(run_example
         ("C", "firing"),
     ]
     httpx.post(url, json=webhook([alert("D", summary="x" * 1000)]))
+    httpx.post(url, json=webhook([alert("E", note="a\nb")]))
     receiver.stop()
     lines = [line for line in receiver.output().splitlines() if line.startswith(("FIRING", "RES"))]
     assert lines[:3] == ["FIRING A : ", "RESOLVED B : ", "FIRING C : "]
     assert lines[3] == "FIRING D : " + "x" * (200 - len("FIRING D : ")) + "..."
-    assert len(lines) == 4
+    assert lines[4] == "FIRING E note=a?b: "  # one line per alert, always
+    assert len(lines) == 5
 
 
 def test_the_receiver_refuses_a_bad_keep() -> None:
