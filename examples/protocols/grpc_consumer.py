@@ -188,6 +188,10 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     return json(as_dict(reply), headers={"x-request-id": echoed["x-request-id"]})
 
 
+# --8<-- [end:routes]
+
+
+# --8<-- [start:stream]
 @app.get("/recipes")
 async def list_recipes(request: Request) -> HTTPResponse:
     # The deadline covers the whole stream, not each message.
@@ -202,7 +206,7 @@ async def health(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
 
 
-# --8<-- [end:routes]
+# --8<-- [end:stream]
 
 
 def main() -> None:

@@ -232,6 +232,8 @@ class UndecodableIsInvalidArgument(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, tolerant_decode, handler.response_serializer
             )
+        # --8<-- [end:undecodable]
+        # The server-streaming methods (ListRecipes) get the same treatment.
 
         async def unary_stream(
             request: Message | None, context: grpc.aio.ServicerContext
@@ -244,9 +246,6 @@ class UndecodableIsInvalidArgument(grpc.aio.ServerInterceptor):
         return grpc.unary_stream_rpc_method_handler(
             unary_stream, tolerant_decode, handler.response_serializer
         )
-
-
-# --8<-- [end:undecodable]
 
 
 # --8<-- [start:serve]
@@ -284,6 +283,7 @@ async def serve(host: str, port: int) -> None:
     # flight SHUTDOWN_GRACE seconds to finish; whatever is left is cancelled.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(SHUTDOWN_GRACE)
+    # --8<-- [end:serve]
 
 
 def main() -> None:
@@ -292,4 +292,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-# --8<-- [end:serve]

@@ -441,9 +441,11 @@ def node_command(script: str) -> tuple[dict[str, str], list[str]]:
     return env, [sysdeps.require("node")["node"], *argv[1:]]
 
 
-def node_client(target: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """grpc_node_client.sh, with the producer's address in place of 127.0.0.1:4003."""
-    line_env, argv = node_command("grpc_node_client.sh")
+def node_client(
+    target: str, script: str = "grpc_node_client.sh", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """A client script of the page, with the producer's address in place of 127.0.0.1:4003."""
+    line_env, argv = node_command(script)
     assert argv[-1] == "127.0.0.1:4003"
     return subprocess.run(
         [*argv[:-1], target],
@@ -506,14 +508,15 @@ def test_python_consumer_calls_the_node_producer(node_server, run_example) -> No
 def test_the_books_proto_is_unimplemented_both_ways(
     producer: RunningExample, node_server, run_example
 ) -> None:
-    book = {"PROTO": str(BOOK_PROTO), "PACKAGE": "recipe"}
     # Control: the same program with our .proto succeeds (test_node_client_calls...).
-    result = node_client(target(producer), **book)
+    result = node_client(target(producer), "grpc_node_book.sh")
     assert result.returncode == 1
     assert result.stderr.strip() == "UNIMPLEMENTED: Method not found!"
     assert_still_serving_raw(producer)
 
-    node = node_server(**book)
+    book_env, _ = node_command("grpc_node_book.sh")
+    assert book_env == {"PROTO": str(BOOK_PROTO.relative_to(ROOT)), "PACKAGE": "recipe"}
+    node = node_server(**book_env)
     consumer = run_example(CONSUMER, env={"TARGET": f"{LOOPBACK}:{node.port}"})
     response = httpx.get(consumer.url, timeout=CALL_TIMEOUT)
     assert response.status_code == 502
