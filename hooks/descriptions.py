@@ -46,6 +46,8 @@ def plain(text: str) -> str:
     text = re.sub(r"\[([^\]]*)\]\[[^\]]*\]", r"\1", text)  # reference links
     text = re.sub(r"[*_`]", "", text)  # emphasis and code marks
     text = re.sub(r"<[^>]+>", "", text)  # inline HTML
+    # The theme writes the description into an attribute as it is: nothing to escape.
+    text = text.replace('"', "'").replace("&", "and").replace("<", "").replace(">", "")
     return " ".join(text.split())
 
 

@@ -9,7 +9,9 @@ The site is built once, with --strict, into a temporary directory. Then:
 - no page asks for Google Fonts, nor mounts Material's repository widget (which
   calls the GitHub API);
 - the 404 page offers search and links every chapter;
-- the repository has its LICENSE.
+- the repository has its LICENSE, and the footer says so;
+- every page has a description of its own, a last-update date, an edit button, and
+  abbreviations explained on hover.
 
 tests/site/ loads the same pages in a browser; this module reads the files.
 """
@@ -32,6 +34,7 @@ from kit.process import ROOT
 
 SITE_URL = "https://distributed-python.github.io/"
 MERMAID = "javascripts/mermaid.min.js"
+MKDOCS_YML = ROOT / "mkdocs.yml"
 CHAPTERS = sorted(path.parent.name for path in (ROOT / "docs").glob("*/index.md"))
 
 # Attributes whose URL the browser fetches by itself when it reads the page.
@@ -223,3 +226,51 @@ def test_the_repository_has_a_license() -> None:
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License")
     assert "Distributed Python authors" in text
+
+
+def content_pages(pages: list[Page]) -> list[Page]:
+    """The pages written in docs/ (not 404.html, not the search index's assets)."""
+    return [page for page in pages if page.name.endswith("index.html")]
+
+
+def test_every_page_has_a_description_of_its_own(pages: list[Page]) -> None:
+    """hooks/descriptions.py: search engines and link previews see the page's first words."""
+    site_description = re.search(r"^site_description: (.*)$", MKDOCS_YML.read_text(), re.M)
+    assert site_description
+    seen: dict[str, str] = {}
+    problems = []
+    for page in content_pages(pages):
+        if page.name == "index.html":
+            continue  # the home page: the site's own description is its own
+        match = re.search(r'<meta name="description" content="([^"]*)"', page.html)
+        description = match[1] if match else ""
+        if not description or description == site_description[1].strip():
+            problems.append(f"{page.name}: no description of its own")
+        elif len(description) > 170:
+            problems.append(f"{page.name}: {len(description)} characters")
+        elif description in seen:
+            problems.append(f"{page.name}: the same description as {seen[description]}")
+        seen.setdefault(description, page.name)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_page_says_when_it_changed_and_where_to_edit_it(pages: list[Page]) -> None:
+    problems = []
+    for page in content_pages(pages):
+        if "git-revision-date-localized-plugin-date" not in page.html:
+            problems.append(f"{page.name}: no last-update date")
+        if not re.search(r'href="[^"]+/edit/main/docs/[^"]+\.md"[^>]*rel="edit"', page.html):
+            problems.append(f"{page.name}: no edit button")
+    assert not problems, "\n".join(problems)
+
+
+def test_abbreviations_explain_themselves_on_the_pages(pages: list[Page]) -> None:
+    by_name = {page.name: page.html for page in pages}
+    assert '<abbr title="Server Name Indication' in by_name["protocols/tls/index.html"]
+    assert '<abbr title="Service level objective' in by_name["scaling/load_testing/index.html"]
+
+
+def test_the_footer_states_the_licence(pages: list[Page]) -> None:
+    (home,) = [page for page in pages if page.name == "index.html"]
+    footer = home.html[home.html.index('class="md-footer-meta') :]
+    assert re.search(r'<a href="[^"]+/LICENSE">MIT licence</a>', footer)
