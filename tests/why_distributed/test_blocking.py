@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from kit.examples import StartExample
 from kit.process import wait_until
 
@@ -76,3 +78,57 @@ def test_lag_is_reported_after_a_blocking_request(run_example: StartExample) -> 
     )
     worst = max(float(ms) for ms, _ in LAG_LINE.findall(service.output())[before:])
     assert worst >= 20
+
+
+# An await that does not wait: the page's list of awaits that return at once when
+# what they wait for is already there, and so never let the loop run anything else.
+
+
+async def cached() -> str:
+    return "from the cache"  # a coroutine that returns without awaiting
+
+
+def done_future() -> Awaitable[object]:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result("done")
+    return future
+
+
+def queue_with_an_item() -> Awaitable[object]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    queue.put_nowait("item")
+    return queue.get()
+
+
+def free_lock() -> Awaitable[object]:
+    return asyncio.Lock().acquire()
+
+
+def buffered_stream() -> Awaitable[object]:
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"already received")
+    return reader.read(100)
+
+
+async def suspends(make: Callable[[], Awaitable[object]]) -> bool:
+    """Did `await make()` give the loop a turn? A callback queued just before tells."""
+    ran: list[bool] = []
+    asyncio.get_running_loop().call_soon(ran.append, True)
+    await make()
+    return bool(ran)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [cached, done_future, queue_with_an_item, free_lock, buffered_stream],
+    ids=lambda make: make.__name__,
+)
+def test_awaiting_what_is_already_there_does_not_suspend(
+    make: Callable[[], Awaitable[object]],
+) -> None:
+    assert asyncio.run(suspends(make)) is False
+
+
+def test_sleep_zero_suspends() -> None:
+    # The control: the same probe sees asyncio.sleep(0) give the loop a turn.
+    assert asyncio.run(suspends(lambda: asyncio.sleep(0))) is True
