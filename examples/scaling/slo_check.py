@@ -11,8 +11,11 @@ Run it (against a running recipe-api):
     python examples/scaling/slo_check.py --slo snippets/scaling/slo.toml http://127.0.0.1:4000/recipes/42
 
 Exit code: 0 when every objective is met, 1 when any is violated, 2 for bad
-input (a missing or invalid SLO file, an unknown key, a value out of range, a
-URL that is not http(s) on a loopback address).
+input, before any request is sent: a missing or unreadable SLO file, invalid
+TOML, a file that does not match the model (an unknown key, a missing one, a
+wrong type, a value out of range: one line on stderr names each problem by its
+field path, such as `objectives.latency.0.percentile`), or a URL that is not
+http(s) on a loopback address.
 
 The load is bounded: at most `rate` x `duration` requests, at most
 `concurrency` of them in flight, and the whole run ends within `duration` +
@@ -32,86 +35,90 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-
-# --8<-- [start:validate]
-MAX_REQUESTS = 100_000
-MAX_DURATION = 300.0
-LOAD_KEYS = {"rate", "duration", "concurrency", "timeout"}
-PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p95_ms": 95.0, "p99_ms": 99.0, "p999_ms": 99.9}
-OBJECTIVE_KEYS = {*PERCENTILES, "max_error_rate"}
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 
 class BadInput(Exception):
     """The SLO file or the URL is not usable; the message says why."""
 
 
-@dataclass(frozen=True)
-class Load:
-    rate: float  # requests per second, sent on schedule
-    duration: float  # seconds
-    concurrency: int = 100  # requests in flight at most
-    timeout: float = 2.0  # seconds from a request's scheduled start to giving up on it
+# --8<-- [start:model_load]
+MAX_REQUESTS = 100_000
 
 
-def number(table: dict[str, Any], key: str, high: float, zero_ok: bool = False) -> float:
-    value = table[key]
-    # bool is an int in Python; `rate = true` is a mistake, not a rate of 1.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadInput(f"{key} must be a number, not {value!r}")
-    too_small = value < 0 if zero_ok else value <= 0
-    if too_small or value > high:
-        low = "at least 0" if zero_ok else "more than 0"
-        raise BadInput(f"{key} must be {low} and at most {high:g}, not {value!r}")
-    return float(value)
+class Strict(BaseModel):
+    # Unknown keys are errors (a typo must not drop an objective), and no
+    # coercion: `rate = "10"` or `rate = true` is a mistake, not a rate.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def load_slo(path: Path) -> tuple[Load, dict[str, float]]:
-    """Read and check the SLO file: a [load] table and an [objectives] table."""
+class Load(Strict):
+    rate: float = Field(gt=0, le=MAX_REQUESTS)  # requests per second, sent on schedule
+    duration: float = Field(gt=0, le=300)  # seconds
+    concurrency: int = Field(100, gt=0, le=1000)  # requests in flight at most
+    timeout: float = Field(2.0, gt=0, le=60)  # seconds from a scheduled start to giving up
+
+    @model_validator(mode="after")
+    def bounded(self) -> Load:
+        if not 1 <= self.rate * self.duration <= MAX_REQUESTS:
+            raise PydanticCustomError(
+                "too_many", f"rate x duration must be between 1 and {MAX_REQUESTS:,} requests"
+            )
+        return self
+
+
+# --8<-- [end:model_load]
+
+
+# --8<-- [start:model_objectives]
+class Latency(Strict):
+    percentile: float = Field(gt=0, le=100)  # p99 is 99, p99.9 is 99.9
+    max_ms: float = Field(gt=0, le=60_000)
+
+
+class Objectives(Strict):
+    latency: list[Latency] = Field(default=[], max_length=10)
+    max_error_rate: float | None = Field(None, ge=0, le=1)  # 0.01: 1 % may fail
+
+    @model_validator(mode="after")
+    def at_least_one(self) -> Objectives:
+        if not self.latency and self.max_error_rate is None:
+            raise PydanticCustomError("empty", "needs at least one objective")
+        return self
+
+
+class Slo(Strict):
+    load: Load
+    objectives: Objectives
+
+
+# --8<-- [end:model_objectives]
+
+
+# --8<-- [start:validate]
+def field_path(problem: ErrorDetails) -> str:
+    """`objectives.latency.1.percentile`: where in the file the problem is."""
+    return ".".join(str(part) for part in problem["loc"]) or "(file)"
+
+
+def load_slo(path: Path) -> Slo:
+    """Read and check the SLO file; BadInput names every problem with its field path."""
     try:
-        data = tomllib.loads(path.read_text())
+        return Slo.model_validate(tomllib.loads(path.read_text()))
     except OSError as error:
         raise BadInput(f"cannot read {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise BadInput(f"{path} is not valid TOML: {error}") from None
-    for name in data.keys() - {"load", "objectives"}:
-        raise BadInput(f"unknown table or key {name!r}: expected [load] and [objectives]")
-    load_table, objectives = data.get("load"), data.get("objectives")
-    for name, table, allowed in (
-        ("load", load_table, LOAD_KEYS),
-        ("objectives", objectives, OBJECTIVE_KEYS),
-    ):
-        if not isinstance(table, dict):
-            raise BadInput(f"the [{name}] table is missing")
-        for key in sorted(table.keys() - allowed):
-            raise BadInput(
-                f"unknown key {key!r} in [{name}]: expected {', '.join(sorted(allowed))}"
-            )
-    for key in ("rate", "duration"):
-        if key not in load_table:
-            raise BadInput(f"[load] needs {key}")
-    load = Load(
-        rate=number(load_table, "rate", MAX_REQUESTS),
-        duration=number(load_table, "duration", MAX_DURATION),
-        concurrency=int(number(load_table, "concurrency", 1000))
-        if "concurrency" in load_table
-        else Load.concurrency,
-        timeout=number(load_table, "timeout", 60) if "timeout" in load_table else Load.timeout,
-    )
-    if not 1 <= load.rate * load.duration <= MAX_REQUESTS:
-        raise BadInput(f"rate x duration must be between 1 and {MAX_REQUESTS:,} requests")
-    if not objectives:
-        raise BadInput("[objectives] needs at least one objective")
-    checked = {
-        key: number(objectives, key, 1, zero_ok=True)
-        if key == "max_error_rate"
-        else number(objectives, key, 60_000)
-        for key in objectives
-    }
-    return load, checked
+    except ValidationError as error:
+        problems = "; ".join(f"{field_path(p)}: {p['msg']}" for p in error.errors())
+        raise BadInput(f"{path}: {problems}") from None
+
+
+# --8<-- [end:validate]
 
 
 def check_url(url: str) -> str:
@@ -129,10 +136,7 @@ def check_url(url: str) -> str:
     return url
 
 
-# --8<-- [end:validate]
-
-
-# --8<-- [start:generator]
+# --8<-- [start:request]
 @dataclass
 class Outcome:
     latency: float  # seconds from the scheduled start to the end, answered or not
@@ -157,6 +161,10 @@ async def one_request(
     return Outcome(time.monotonic() - scheduled, late, ok)
 
 
+# --8<-- [end:request]
+
+
+# --8<-- [start:schedule]
 async def run_load(url: str, load: Load) -> list[Outcome]:
     """Open loop: request i starts at i / rate seconds, however slow the answers."""
     total = math.floor(load.rate * load.duration)
@@ -184,7 +192,7 @@ async def run_load(url: str, load: Load) -> list[Outcome]:
         return await asyncio.gather(*tasks)
 
 
-# --8<-- [end:generator]
+# --8<-- [end:schedule]
 
 
 # --8<-- [start:report]
@@ -194,7 +202,8 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[rank - 1]
 
 
-def report(url: str, load: Load, objectives: dict[str, float], outcomes: list[Outcome]) -> bool:
+def report(url: str, slo: Slo, outcomes: list[Outcome]) -> bool:
+    load, objectives = slo.load, slo.objectives
     latencies = sorted(outcome.latency for outcome in outcomes)
     errors = sum(not outcome.ok for outcome in outcomes)
     late = sum(outcome.late > 0.010 for outcome in outcomes)
@@ -205,17 +214,18 @@ def report(url: str, load: Load, objectives: dict[str, float], outcomes: list[Ou
     print(f"errors: {errors}; generator more than 10 ms behind schedule: {late} times")
     print()
     print(f"{'objective':<16}{'target':>12}{'measured':>12}  result")
-    all_met = True
-    for key, target in objectives.items():
-        if key == "max_error_rate":
-            measured = errors / len(outcomes)
-            name, shown = "error rate", (f"<= {target:.2%}", f"{measured:.2%}")
-        else:
-            measured = percentile(latencies, PERCENTILES[key]) * 1000
-            name, shown = f"{key[:-3]} latency", (f"<= {target:g} ms", f"{measured:.1f} ms")
-        met = measured <= target
-        all_met &= met
-        print(f"{name:<16}{shown[0]:>12}{shown[1]:>12}  {'PASS' if met else 'FAIL'}")
+    rows = []  # (name, target shown, measured shown, met)
+    for objective in objectives.latency:
+        measured = percentile(latencies, objective.percentile) * 1000
+        name = f"p{objective.percentile:g} latency"
+        rows.append((name, f"<= {objective.max_ms:g} ms", f"{measured:.1f} ms",
+                     measured <= objective.max_ms))  # fmt: skip
+    if objectives.max_error_rate is not None:
+        rate, target = errors / len(outcomes), objectives.max_error_rate
+        rows.append(("error rate", f"<= {target:.2%}", f"{rate:.2%}", rate <= target))
+    for name, target_shown, measured_shown, met in rows:
+        print(f"{name:<16}{target_shown:>12}{measured_shown:>12}  {'PASS' if met else 'FAIL'}")
+    all_met = all(met for *_, met in rows)
     print()
     print("all objectives met" if all_met else "objectives violated")
     return all_met
@@ -230,13 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url", help="the URL to load, on this machine")
     args = parser.parse_args(argv)
     try:
-        load, objectives = load_slo(args.slo)
+        slo = load_slo(args.slo)
         url = check_url(args.url)
     except BadInput as error:
         print(f"slo_check: {error}", file=sys.stderr)
         return 2
-    outcomes = asyncio.run(run_load(url, load))
-    return 0 if report(url, load, objectives, outcomes) else 1
+    outcomes = asyncio.run(run_load(url, slo.load))
+    return 0 if report(url, slo, outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -12,11 +12,16 @@ The figures of a real load test (the committed slo.toml against recipe-api at
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from kit import sysdeps
@@ -29,6 +34,8 @@ RECIPE_API = "why_distributed/recipe_api.py"
 SLOW = "scaling/slow_service.py"
 SLO = ROOT / "snippets/scaling/slo.toml"
 SLO_OUTPUT = ROOT / "snippets/scaling/slo_check.out"
+SLO_BAD_OUTPUT = ROOT / "snippets/scaling/slo_check_bad.out"
+COLUMNS = ROOT / "snippets/scaling/autocannon_columns.txt"
 BASELINE = ROOT / "snippets/scaling/load_baseline.sh"
 BENCH = ROOT / "bench"
 
@@ -56,9 +63,9 @@ def slo_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def committed_objectives() -> list[str]:
+def committed_objectives() -> dict:
     """The objectives of the committed slo.toml, the file the page shows."""
-    return list(tomllib.loads(SLO.read_text())["objectives"])
+    return tomllib.loads(SLO.read_text())["objectives"]
 
 
 SLOW_MS = 1500  # every answer of the slow endpoint sleeps this long first
@@ -71,14 +78,14 @@ def deterministic_slo(tmp_path: Path) -> Path:
     10 requests in one second, all in flight at once if need be and each given
     10 s: no queueing in the generator and no timeout, even with every core busy.
     """
-    objectives = "".join(
-        f"{key} = {0.01 if key == 'max_error_rate' else TARGET_MS}\n"
-        for key in committed_objectives()
+    latency = ", ".join(
+        f"{{ percentile = {objective['percentile']}, max_ms = {TARGET_MS} }}"
+        for objective in committed_objectives()["latency"]
     )
     return slo_file(
         tmp_path,
         "[load]\nrate = 10\nduration = 1\nconcurrency = 20\ntimeout = 10\n\n"
-        f"[objectives]\n{objectives}",
+        f"[objectives]\nlatency = [{latency}]\nmax_error_rate = 0.01\n",
     )
 
 
@@ -176,38 +183,146 @@ def test_failed_requests_count_against_the_error_budget(
 
 
 GOOD_LOAD = "[load]\nrate = 10\nduration = 1\n"
-GOOD_OBJECTIVES = "[objectives]\np99_ms = 100\n"
+GOOD_OBJECTIVES = "[objectives]\nlatency = [{ percentile = 99, max_ms = 100 }]\n"
+
+
+@functools.cache
+def slo_check_module() -> ModuleType:
+    """slo_check.py imported by path (it is a single file, not a package)."""
+    spec = importlib.util.spec_from_file_location("slo_check", ROOT / "examples" / SLO_CHECK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["slo_check"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def documented_exit_code_for_bad_input() -> int:
+    """The exit code slo_check.py's docstring promises for bad input."""
+    source = (ROOT / "examples" / SLO_CHECK).read_text()
+    docstring = ast.get_docstring(ast.parse(source)) or ""
+    match = re.search(r"(\d) for bad\s+input", docstring)
+    assert match, "the docstring says which exit code bad input gets"
+    return int(match[1])
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "problem"),
     [
-        (None, "cannot read"),
-        ("[load\nrate = 10", "is not valid TOML"),
-        (GOOD_LOAD + GOOD_OBJECTIVES + "[extra]\n", "unknown table or key 'extra'"),
-        (GOOD_OBJECTIVES, "the [load] table is missing"),
-        (GOOD_LOAD, "the [objectives] table is missing"),
-        (GOOD_LOAD + "rps = 3\n" + GOOD_OBJECTIVES, "unknown key 'rps' in [load]"),
-        (GOOD_LOAD + "[objectives]\np98_ms = 5\n", "unknown key 'p98_ms' in [objectives]"),
-        ("[load]\nduration = 1\n" + GOOD_OBJECTIVES, "[load] needs rate"),
-        ('[load]\nrate = "fast"\nduration = 1\n' + GOOD_OBJECTIVES, "rate must be a number"),
-        ("[load]\nrate = true\nduration = 1\n" + GOOD_OBJECTIVES, "rate must be a number"),
-        ("[load]\nrate = 10\nduration = -1\n" + GOOD_OBJECTIVES, "duration must be more than 0"),
-        ("[load]\nrate = 10\nduration = 301\n" + GOOD_OBJECTIVES, "at most 300"),
-        ("[load]\nrate = 1000\nduration = 200\n" + GOOD_OBJECTIVES, "between 1 and 100,000"),
-        ("[load]\nrate = 0.5\nduration = 1\n" + GOOD_OBJECTIVES, "between 1 and 100,000"),
-        (GOOD_LOAD + "concurrency = 0\n" + GOOD_OBJECTIVES, "concurrency must be more than 0"),
-        (GOOD_LOAD + "[objectives]\n", "needs at least one objective"),
-        (GOOD_LOAD + "[objectives]\nmax_error_rate = 2\n", "max_error_rate must be at least 0"),
+        (GOOD_LOAD + GOOD_OBJECTIVES + "[extra]\n", "extra: Extra inputs are not permitted"),
+        (GOOD_OBJECTIVES, "load: Field required"),
+        (GOOD_LOAD, "objectives: Field required"),
+        (GOOD_LOAD + "rps = 3\n" + GOOD_OBJECTIVES, "load.rps: Extra inputs are not permitted"),
+        (  # the typo that would silently drop an objective
+            GOOD_LOAD + "[objectives]\np99_ms = 5\n",
+            "objectives.p99_ms: Extra inputs are not permitted",
+        ),
+        ("[load]\nduration = 1\n" + GOOD_OBJECTIVES, "load.rate: Field required"),
+        (
+            '[load]\nrate = "10"\nduration = 1\n' + GOOD_OBJECTIVES,
+            "load.rate: Input should be a valid number",
+        ),
+        (
+            "[load]\nrate = true\nduration = 1\n" + GOOD_OBJECTIVES,
+            "load.rate: Input should be a valid number",
+        ),
+        (
+            "[load]\nrate = 10\nduration = -1\n" + GOOD_OBJECTIVES,
+            "load.duration: Input should be greater than 0",
+        ),
+        (
+            "[load]\nrate = 10\nduration = 301\n" + GOOD_OBJECTIVES,
+            "load.duration: Input should be less than or equal to 300",
+        ),
+        (
+            "[load]\nrate = 1000\nduration = 200\n" + GOOD_OBJECTIVES,
+            "load: rate x duration must be between 1 and 100,000 requests",
+        ),
+        (
+            "[load]\nrate = 0.5\nduration = 1\n" + GOOD_OBJECTIVES,
+            "load: rate x duration must be between 1 and 100,000 requests",
+        ),
+        (
+            GOOD_LOAD + "concurrency = 0\n" + GOOD_OBJECTIVES,
+            "load.concurrency: Input should be greater than 0",
+        ),
+        (
+            GOOD_LOAD + "concurrency = 2.5\n" + GOOD_OBJECTIVES,
+            "load.concurrency: Input should be a valid integer",
+        ),
+        (GOOD_LOAD + "[objectives]\n", "objectives: needs at least one objective"),
+        (
+            GOOD_LOAD + "[objectives]\nmax_error_rate = 2\n",
+            "objectives.max_error_rate: Input should be less than or equal to 1",
+        ),
+        (  # the field path goes down into the list: the second latency objective
+            GOOD_LOAD + "[objectives]\nlatency = [{ percentile = 50, max_ms = 5 },"
+            " { percentile = 100.5, max_ms = 5 }]\n",
+            "objectives.latency.1.percentile: Input should be less than or equal to 100",
+        ),
+        (
+            GOOD_LOAD + "[objectives]\nlatency = [{ percentile = 0, max_ms = 5 }]\n",
+            "objectives.latency.0.percentile: Input should be greater than 0",
+        ),
+        (
+            GOOD_LOAD + "[objectives]\nlatency = [{ percentile = 99, max_ms = 0 }]\n",
+            "objectives.latency.0.max_ms: Input should be greater than 0",
+        ),
+        (
+            GOOD_LOAD + "[objectives]\nlatency = [{ percentile = 99 }]\n",
+            "objectives.latency.0.max_ms: Field required",
+        ),
+        (
+            GOOD_LOAD
+            + "[objectives]\nlatency = ["
+            + ", ".join(["{ percentile = 99, max_ms = 5 }"] * 11)
+            + "]\n",
+            "objectives.latency: List should have at most 10 items after validation, not 11",
+        ),
     ],
 )
-def test_bad_slo_files_exit_2_with_a_message(tmp_path: Path, text: str | None, message) -> None:
+def test_a_bad_slo_file_exits_with_one_line_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, problem: str
+) -> None:
+    """The program's own main(), in this process: many cases, one interpreter start."""
+    slo = slo_file(tmp_path, text)
+    code = slo_check_module().main(["--slo", str(slo), "http://127.0.0.1:4000/recipes/42"])
+    out, err = capsys.readouterr()
+    assert code == documented_exit_code_for_bad_input() == 2
+    assert out == ""  # nothing was sent: the file is checked first
+    assert err == f"slo_check: {slo}: {problem}\n"  # one line, no traceback
+
+
+def test_the_error_the_page_shows(tmp_path: Path) -> None:
+    latency = "[{ percentile = 50, max_ms = 5 }, { percentile = 100.5, max_ms = 5 }]"
+    slo = slo_file(tmp_path, f"{GOOD_LOAD}[objectives]\nlatency = {latency}\n")
+    result = slo_check(slo, "http://127.0.0.1:4000/recipes/42")
+    assert result.returncode == 2
+    assert result.stderr.replace(str(slo), "slo.toml") == SLO_BAD_OUTPUT.read_text()
+
+
+def test_every_problem_of_a_file_is_on_the_one_line(tmp_path: Path) -> None:
+    slo = slo_file(tmp_path, "[load]\nrate = 0\nduration = 1\n[objectives]\nmax_error_rate = -1\n")
+    result = slo_check(slo, "http://127.0.0.1:4000/recipes/42")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"slo_check: {slo}: load.rate: Input should be greater than 0; "
+        "objectives.max_error_rate: Input should be greater than or equal to 0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [(None, "cannot read"), ("[load\nrate = 10", "is not valid TOML")]
+)
+def test_an_unreadable_slo_file_exits_2(tmp_path: Path, text: str | None, message: str) -> None:
     slo = tmp_path / "missing.toml" if text is None else slo_file(tmp_path, text)
     result = slo_check(slo, "http://127.0.0.1:4000/recipes/42")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("slo_check: ")
     assert message in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -247,3 +362,17 @@ def test_baseline_autocannon_script_runs(run_example) -> None:
         assert re.search(rf"│ {row} +│", report), row
     assert re.search(r"\d+k? requests in [\d.]+s", report)
     assert "errors" not in report
+    # the columns the page explains are autocannon's own, table by table and row by row
+    assert table_cells(report) == table_cells(COLUMNS.read_text())
+    # a one-second run has one sample per second: every Req/Sec percentile is the same
+    assert "# of samples: 1" in report
+
+
+def table_cells(text: str) -> list[list[str]]:
+    """The header rows (Stat...) and the first cell of each figure row, in order."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.strip("│").split("│")]
+            rows.append(cells if cells[0] == "Stat" else cells[:1])
+    return rows
