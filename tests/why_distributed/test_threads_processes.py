@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kit.examples import assert_output_is_shown, run_program
@@ -54,3 +58,41 @@ def test_message_passing_output_is_what_the_page_shows() -> None:
 def test_page_includes_the_output_it_explains() -> None:
     # The page's inline Python block runs in tests/test_docs.py, with every other page's.
     assert f'--8<-- "{SHOWN.relative_to(ROOT)}"' in PAGE.read_text()
+
+
+# How big are the pools? asyncio's default executor, in this process.
+
+
+def cpus() -> int:
+    return getattr(os, "process_cpu_count", os.cpu_count)() or 1
+
+
+def default_executor_after_two_jobs() -> tuple[int, int, str]:
+    async def main() -> tuple[int, int, str]:
+        for _ in range(2):
+            name = await asyncio.to_thread(lambda: threading.current_thread().name)
+        default = asyncio.get_running_loop()._default_executor
+        assert isinstance(default, ThreadPoolExecutor)
+        return default._max_workers, len(default._threads), name
+
+    return asyncio.run(main())
+
+
+def test_default_executor_has_min_32_cpus_plus_4_threads_started_as_needed() -> None:
+    assert default_executor_after_two_jobs() == (min(32, cpus() + 4), 1, "asyncio_0")
+
+
+def test_default_executor_is_capped_at_32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 100)
+    monkeypatch.setattr(os, "process_cpu_count", lambda: 100, raising=False)
+    assert default_executor_after_two_jobs()[0] == 32
+
+
+def test_set_default_executor_replaces_the_pool_to_thread_uses() -> None:
+    async def main() -> str:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(2, thread_name_prefix="ours")
+        )
+        return await asyncio.to_thread(lambda: threading.current_thread().name)
+
+    assert asyncio.run(main()) == "ours_0"
