@@ -166,7 +166,7 @@ CHOICES = {
 }
 URLS = {
     "TARGET": ["not-a-url"],
-    "ZIPKIN": ["127.0.0.1:9411"],
+    "OTLP_TRACES_URL": ["127.0.0.1:4318", "http://127.0.0.1:4318"],  # not a URL; no /v1/traces
     "DATABASE_URL": ["not-a-url", "mysql://db.example/recipes"],
     "REDIS_URL": ["not-a-url", "http://127.0.0.1:6379"],
     "FETCH_ALLOW": ["not-a-host"],
@@ -267,8 +267,8 @@ def start_env(
             env["TARGET"] = f"http://{LOOPBACK}:{nowhere}"
         else:
             env["TARGET"] = f"{LOOPBACK}:{nowhere}"  # host:port, as gRPC takes it
-    if "ZIPKIN" in names:
-        env["ZIPKIN"] = f"http://{LOOPBACK}:{free_port()}/api/v2/spans"
+    if "OTLP_TRACES_URL" in names:
+        env["OTLP_TRACES_URL"] = f"http://{LOOPBACK}:{free_port()}/v1/traces"
     if "STATSD" in names:
         env["STATSD"] = f"{LOOPBACK}:{free_udp_port()}"
     if service.grpc_stubs:

@@ -9,8 +9,8 @@ one at a time and together (`./nox -s bench -- telemetry_cost`):
 - metrics: a latency histogram and a response counter by route template on
   `GET /metrics`, for Prometheus to scrape;
 - traces: one OpenTelemetry server span per request, continuing the caller's
-  W3C `traceparent` or B3 headers, batched and posted as Zipkin v2 JSON to
-  `ZIPKIN` by a background thread.
+  W3C `traceparent` or B3 headers, batched and posted over OTLP/HTTP to
+  `OTLP_TRACES_URL` by a background thread.
 
 A signal that is off costs nothing: its middleware is not registered at all.
 
@@ -26,8 +26,8 @@ Environment:
   and `traces`; `none` turns all off (default `logs,metrics,traces`).
 - `LOG_UDP`: `host:port` of a log collector, which then gets the lines
   instead of stdout (default: none, stdout).
-- `ZIPKIN`: the Zipkin v2 spans endpoint (default
-  `http://127.0.0.1:9411/api/v2/spans`).
+- `OTLP_TRACES_URL`: the collector's OTLP/HTTP traces endpoint, ending in
+  `/v1/traces` (default `http://127.0.0.1:4318/v1/traces`).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1; a trace the
   caller started follows the caller's decision (default `1`, every trace).
 
@@ -85,7 +85,7 @@ app.config.MOTD = False
 
 # --8<-- [start:settings]
 class Settings(tracing.TraceSettings):
-    """Read once at start from the environment: HOST, PORT, TELEMETRY, LOG_UDP, ZIPKIN..."""
+    """Read once at start from the environment: HOST, PORT, TELEMETRY, LOG_UDP..."""
 
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=1, le=65535)

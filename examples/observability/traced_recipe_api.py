@@ -1,30 +1,30 @@
-"""recipe-api with distributed tracing: a server span per request, exported to Zipkin.
+"""recipe-api with distributed tracing: a server span per request, exported over OTLP.
 
 Chapter 1's recipe-api (`GET /recipes/<id>`, `GET /health`) with the
 chapter's `tracing` module: a request that carries a W3C `traceparent` or B3
 headers continues that trace; one that carries none starts a new one. Spans
-go to Zipkin as v2 JSON from a background thread; `/health` counts exports
-that failed.
+go over OTLP/HTTP to a collector from a background thread; `/health` counts
+exports that failed.
 
 Run it:
 
-    ZIPKIN=http://127.0.0.1:9411/api/v2/spans python examples/observability/traced_recipe_api.py
+    python examples/observability/traced_recipe_api.py
 
 Environment:
 
 - `HOST`: address to bind (default `127.0.0.1`).
 - `PORT`: port to listen on (default `4000`).
-- `ZIPKIN`: the Zipkin v2 spans endpoint (default
-  `http://127.0.0.1:9411/api/v2/spans`).
+- `OTLP_TRACES_URL`: the collector's OTLP/HTTP traces endpoint, ending in
+  `/v1/traces` (default `http://127.0.0.1:4318/v1/traces`).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1 (default `1`).
 
-A bad setting (`PORT=abc`, `TRACE_SAMPLE=all`, `ZIPKIN=127.0.0.1:9411`) stops
-it at start with exit code 2 and one line naming the variable and what it
-accepts. Bad input
+A bad setting (`PORT=abc`, `TRACE_SAMPLE=all`, `OTLP_TRACES_URL=127.0.0.1:4318`)
+stops it at start with exit code 2 and one line naming the variable and what
+it accepts. Bad input
 never takes it down: an unknown id answers 404, an id outside 1..2**31-1
 answers 400, an unknown route 404 and a wrong method 405, each with a JSON
 error body (no route accepts a body); malformed trace headers are ignored (a
-new trace starts), and a Zipkin that is down or stuck delays no request.
+new trace starts), and a collector that is down or stuck delays no request.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from sanic.response import HTTPResponse, json
 
 # --8<-- [start:settings]
 class Settings(tracing.TraceSettings):
-    """Read once at start from the environment: HOST, PORT, ZIPKIN, TRACE_SAMPLE."""
+    """Read once at start from the environment: HOST, PORT, OTLP_TRACES_URL, TRACE_SAMPLE."""
 
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=1, le=65535)

@@ -3,8 +3,9 @@
 Chapter 1's web-api (`GET /` asks recipe-api at `TARGET` for recipe 42) with
 the chapter's `tracing` module: a server span for each request it answers, a
 client span for its call to recipe-api, and the trace passed on in that call
-as a W3C `traceparent` header and as B3 headers. Spans go to Zipkin as v2
-JSON from a background thread.
+as a W3C `traceparent` header and as B3 headers. Spans go over OTLP/HTTP to
+a collector (the OpenTelemetry Collector, Jaeger or Zipkin) from a background
+thread.
 
 Run it (with traced_recipe_api.py already listening on port 4000):
 
@@ -16,13 +17,13 @@ Environment:
 - `PORT`: port to listen on (default `3000`).
 - `TARGET`: base URL of recipe-api (default `http://127.0.0.1:4000`).
 - `TARGET_TIMEOUT`: seconds to wait for recipe-api, per call (default `2`).
-- `ZIPKIN`: the Zipkin v2 spans endpoint (default
-  `http://127.0.0.1:9411/api/v2/spans`).
+- `OTLP_TRACES_URL`: the collector's OTLP/HTTP traces endpoint, ending in
+  `/v1/traces` (default `http://127.0.0.1:4318/v1/traces`).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1 (default `1`).
 
 A bad setting (`PORT=abc`, `TARGET=not-a-url`, `TARGET_TIMEOUT=-1`,
-`TRACE_SAMPLE=all`, `ZIPKIN=127.0.0.1:9411`) stops it at start with exit code 2
-and one line naming the variable and what it accepts.
+`TRACE_SAMPLE=all`, `OTLP_TRACES_URL=127.0.0.1:4318`) stops it at start with
+exit code 2 and one line naming the variable and what it accepts.
 
 When recipe-api is down, times out or answers something unusable, web-api
 answers 502 with a JSON error at once, and the trace shows where it failed.
@@ -47,7 +48,7 @@ from sanic.response import HTTPResponse, json
 
 # --8<-- [start:settings]
 class Settings(tracing.TraceSettings):
-    """Read once at start from the environment: HOST, PORT, TARGET..., ZIPKIN, TRACE_SAMPLE."""
+    """Read once at start from the environment: HOST, PORT, TARGET..., OTLP_TRACES_URL..."""
 
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)

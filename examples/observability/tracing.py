@@ -1,17 +1,19 @@
-"""Distributed tracing for the chapter's services: OpenTelemetry, exported to Zipkin.
+"""Distributed tracing for the chapter's services: OpenTelemetry, exported over OTLP/HTTP.
 
 Not a program: `traced_recipe_api.py`, `traced_web_api.py` and
 `observed_recipe_api.py` import it (`import tracing`, from the same folder).
 It gives a Sanic app one server span per request, continues the caller's
 trace from W3C `traceparent` or B3 headers, passes the trace on in both
-formats on outgoing httpx calls, and exports finished spans as Zipkin v2 JSON
-from a background thread.
+formats on outgoing httpx calls, and exports finished spans over OTLP/HTTP
+(protobuf) from a background thread, to an OpenTelemetry Collector, Jaeger or
+Zipkin: all three take OTLP.
 
 Environment (the fields of `TraceSettings`, which each traced service's own
 `Settings` class extends, so they are checked with its other settings):
 
-- `ZIPKIN`: the Zipkin v2 spans endpoint, an http(s) URL (default
-  `http://127.0.0.1:9411/api/v2/spans`, where Zipkin listens).
+- `OTLP_TRACES_URL`: the OTLP/HTTP traces endpoint, an http(s) URL ending in
+  `/v1/traces` (default `http://127.0.0.1:4318/v1/traces`, where a collector
+  listens).
 - `TRACE_SAMPLE`: the share of new traces kept, from 0 to 1; a trace the
   caller started follows the caller's decision (default `1`, every trace).
 
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 
 import httpx
 from opentelemetry import context, propagate, trace
-from opentelemetry.exporter.zipkin.json import ZipkinExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.propagators.composite import CompositePropagator
@@ -38,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
@@ -46,11 +48,19 @@ from sanic.response import HTTPResponse
 
 # --8<-- [start:settings]
 class TraceSettings(BaseSettings):
-    """ZIPKIN and TRACE_SAMPLE: a traced service's Settings class extends this one, so a
-    bad value stops it at start like any of its settings (exit code 2, one line)."""
+    """OTLP_TRACES_URL and TRACE_SAMPLE: a traced service's Settings class extends this
+    one, so a bad value stops it at start like any of its settings (exit code 2, one line)."""
 
-    zipkin: HttpUrl = HttpUrl("http://127.0.0.1:9411/api/v2/spans")
+    otlp_traces_url: HttpUrl = HttpUrl("http://127.0.0.1:4318/v1/traces")
     trace_sample: float = Field(1.0, ge=0, le=1)  # the share of new traces kept
+
+    @field_validator("otlp_traces_url")
+    @classmethod
+    def traces_path(cls, url: HttpUrl) -> HttpUrl:
+        # The exporter posts to this URL as it is: it appends no /v1/traces of its own.
+        if not (url.path or "").endswith("/v1/traces"):
+            raise ValueError("the OTLP/HTTP traces endpoint, ending in /v1/traces")
+        return url
 
 
 # --8<-- [end:settings]
@@ -65,9 +75,9 @@ PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), B3MultiFormat
 STOP_GRACE = 2.0  # seconds the spans still queued get to leave when the service stops
 
 
-class CountingExporter(ZipkinExporter):
-    """Zipkin's exporter, with a count of failed exports instead of a traceback for each,
-    and one deadline for all exports once the service is stopping."""
+class CountingExporter(OTLPSpanExporter):
+    """The OTLP exporter, with a count of failed exports (for /health), and one deadline
+    for starting exports once the service is stopping."""
 
     failed = 0
 
@@ -76,22 +86,19 @@ class CountingExporter(ZipkinExporter):
         self.give_up_at = math.inf  # set by StoppingBatchSpanProcessor.shutdown
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        left = self.give_up_at - time.monotonic()
-        if left <= 0:  # stopping and out of time: drop the batch, do not wait on Zipkin
+        if time.monotonic() >= self.give_up_at:  # stopping, out of time: drop, do not post
+            result = SpanExportResult.FAILURE
+        else:  # the exporter retries and logs by itself; it returns FAILURE, never raises
+            result = super().export(spans)
+        if result is SpanExportResult.FAILURE:
             CountingExporter.failed += 1
-            return SpanExportResult.FAILURE
-        self.timeout = min(self.timeout, left)
-        try:
-            return super().export(spans)
-        except OSError:  # refused, reset, timed out (requests' errors are OSErrors)
-            CountingExporter.failed += 1
-            return SpanExportResult.FAILURE
+        return result
 
 
 class StoppingBatchSpanProcessor(BatchSpanProcessor):
-    """On shutdown the SDK posts every queued batch, each allowed the full timeout: behind
-    a stuck Zipkin, a full queue (2048 spans, 512 a batch) would hold the exit 4 x 2 s,
-    longer with smaller batches. Here all of them share STOP_GRACE."""
+    """On shutdown the SDK posts every queued batch, each allowed the exporter's full
+    timeout, for up to 30 s: behind a stuck collector, that holds the exit for as many
+    timeouts as there are batches queued. Here no export starts after STOP_GRACE."""
 
     def shutdown(self) -> None:
         self.span_exporter.give_up_at = time.monotonic() + STOP_GRACE
@@ -106,8 +113,8 @@ def make_provider(service: str, settings: TraceSettings) -> TracerProvider:
         sampler=ParentBased(TraceIdRatioBased(settings.trace_sample)),
     )
     # A background thread batches finished spans and posts them every few seconds
-    # (OTEL_BSP_SCHEDULE_DELAY, 5000 ms by default): a request never waits on Zipkin.
-    exporter = CountingExporter(endpoint=str(settings.zipkin), timeout=2)
+    # (OTEL_BSP_SCHEDULE_DELAY, 5000 ms by default): a request never waits on the collector.
+    exporter = CountingExporter(endpoint=str(settings.otlp_traces_url), timeout=2)
     provider.add_span_processor(StoppingBatchSpanProcessor(exporter))
     propagate.set_global_textmap(PROPAGATOR)  # what instrumented httpx clients inject
     return provider
@@ -138,7 +145,8 @@ def end_server_span(request: Request, response: HTTPResponse) -> None:
         span.set_attribute("http.request.method", request.method)
         span.set_attribute("http.route", route_of(request))
         span.set_attribute("http.response.status_code", response.status)
-        if response.status >= 500:
+        if response.status >= 500:  # a 4xx is the caller's error, not this span's
+            span.set_attribute("error.type", str(response.status))
             span.set_status(Status(StatusCode.ERROR))
     span.end()
     context.detach(request.ctx.span_token)

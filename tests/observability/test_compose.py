@@ -60,12 +60,12 @@ def test_the_stack_holds_the_books_collectors(config: dict) -> None:
         "elasticsearch",
         "logstash",
         "kibana",
-        "zipkin",
+        "jaeger",
         "graphite",
         "grafana",
     }
     assert services["elasticsearch"]["image"].startswith("docker.elastic.co/elasticsearch/")
-    assert services["zipkin"]["image"].startswith("openzipkin/zipkin:")
+    assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2.")  # v2: OTLP
     assert services["grafana"]["image"].startswith("grafana/grafana:")
 
 
@@ -117,7 +117,11 @@ def test_collector_ports_match_what_the_examples_send_to(config: dict) -> None:
     }
     assert "port => 5140" in (SNIPPETS / "logstash.conf").read_text()
     assert "codec => json" in (SNIPPETS / "logstash.conf").read_text()
-    assert "9411/tcp" in published(config, "zipkin")
+    # OTLP_TRACES_URL's default (tracing.py) is 127.0.0.1:4318/v1/traces: Jaeger's OTLP/HTTP.
+    assert "4318/tcp" in published(config, "jaeger")
+    assert "receivers.otlp.protocols.http.endpoint=0.0.0.0:4318" in " ".join(
+        config["services"]["jaeger"]["command"]
+    )
     assert "8125/udp" in published(config, "graphite")
 
 
@@ -134,7 +138,7 @@ def test_mounted_files_are_committed(config: dict) -> None:
         assert Path(source).resolve().parent == SNIPPETS.resolve()
     provisioned = yaml.safe_load((SNIPPETS / "grafana_datasources.yml").read_text())
     kinds = {source["type"] for source in provisioned["datasources"]}
-    assert kinds == {"elasticsearch", "zipkin", "graphite"}
+    assert kinds == {"elasticsearch", "jaeger", "graphite"}
     hosts = {re.sub(r"^http://([^:/]+).*$", r"\1", s["url"]) for s in provisioned["datasources"]}
     assert hosts <= set(config["services"])
 

@@ -1,7 +1,7 @@
 """observed_recipe_api.py: each signal on alone, all together, none; bad settings; collectors down.
 
 The signals go to real sockets: a UDP socket for the log collector, an HTTP
-receiver speaking Zipkin's v2 API for the spans, and `/metrics` read the way
+receiver speaking OTLP over HTTP for the spans, and `/metrics` read the way
 Prometheus reads it.
 """
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from kit.examples import assert_refuses_to_start
 from kit.process import LOOPBACK, free_port, wait_until
-from kit.services.span_receiver import ZipkinReceiver
+from kit.services.span_receiver import OtlpReceiver
 from prometheus_client.parser import text_string_to_metric_families
 
 SERVICE = "observability/observed_recipe_api.py"
@@ -31,19 +31,13 @@ def log_socket() -> Iterator[socket.socket]:
         yield sock
 
 
-@pytest.fixture
-def zipkin() -> Iterator[ZipkinReceiver]:
-    with ZipkinReceiver() as receiver:
-        yield receiver
-
-
-def start(run_example, telemetry: str, log_socket, zipkin):
+def start(run_example, telemetry: str, log_socket, collector):
     return run_example(
         SERVICE,
         env={
             "TELEMETRY": telemetry,
             "LOG_UDP": f"{LOOPBACK}:{log_socket.getsockname()[1]}",
-            "ZIPKIN": zipkin.endpoint,
+            "OTLP_TRACES_URL": collector.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # export every 0.2 s instead of 5 s
         },
     )
@@ -63,8 +57,8 @@ def log_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
-def test_all_three_signals_reach_their_collectors(run_example, log_socket, zipkin) -> None:
-    service = start(run_example, "logs,metrics,traces", log_socket, zipkin)
+def test_all_three_signals_reach_their_collectors(run_example, log_socket, span_receiver) -> None:
+    service = start(run_example, "logs,metrics,traces", log_socket, span_receiver)
     answer = traced_get(f"{service.url}/recipes/42")
     assert answer.status_code == 200
     request_id = answer.headers["x-request-id"]
@@ -85,17 +79,19 @@ def test_all_three_signals_reach_their_collectors(run_example, log_socket, zipki
     assert counted[("/recipes/<recipe_id:int>", "200")] == 1
 
     # Traces: a server span that continues the caller's trace.
-    spans = zipkin.wait_for(lambda s: s["traceId"] == TRACE_ID)
-    span = next(s for s in spans if s["traceId"] == TRACE_ID)
-    assert span["parentId"] == CALLER_SPAN
-    assert span["kind"] == "SERVER"
-    assert span["name"] == "GET /recipes/<recipe_id:int>"
-    assert span["localEndpoint"]["serviceName"] == "recipe-api"
+    spans = span_receiver.wait_for(lambda s: s.trace_id == TRACE_ID)
+    span = next(s for s in spans if s.trace_id == TRACE_ID)
+    assert span.parent_span_id == CALLER_SPAN
+    assert span.kind == "SERVER"
+    assert span.name == "GET /recipes/<recipe_id:int>"
+    assert span.resource["service.name"] == "recipe-api"
 
 
 @pytest.mark.parametrize("signal", ["logs", "metrics", "traces"])
-def test_each_signal_alone_turns_on_only_itself(run_example, log_socket, zipkin, signal) -> None:
-    service = start(run_example, signal, log_socket, zipkin)
+def test_each_signal_alone_turns_on_only_itself(
+    run_example, log_socket, span_receiver, signal
+) -> None:
+    service = start(run_example, signal, log_socket, span_receiver)
     assert httpx.get(f"{service.url}/health").json()["telemetry"] == [signal]
     answer = traced_get(f"{service.url}/recipes/42")
     assert answer.status_code == 200
@@ -103,10 +99,10 @@ def test_each_signal_alone_turns_on_only_itself(run_example, log_socket, zipkin,
     assert (metrics.status_code == 200) == (signal == "metrics")
     assert ("x-request-id" in answer.headers) == (signal == "logs")
     if signal == "traces":
-        zipkin.wait_for(lambda s: s["traceId"] == TRACE_ID)
+        span_receiver.wait_for(lambda s: s.trace_id == TRACE_ID)
     # Stop the service: the tracer flushes what it holds, so "no span" is final.
     service.stop()
-    traced = [s for s in zipkin.spans if s["traceId"] == TRACE_ID]
+    traced = [s for s in span_receiver.spans if s.trace_id == TRACE_ID]
     assert bool(traced) == (signal == "traces")
     assert not log_lines(service.output())  # LOG_UDP is set: the collector gets the lines
     log_socket.settimeout(0.2)
@@ -134,14 +130,14 @@ def test_without_a_collector_log_lines_go_to_stdout(run_example) -> None:
 
 
 def test_sampling_keeps_a_share_of_new_traces_and_obeys_the_caller(
-    run_example, log_socket, zipkin
+    run_example, log_socket, span_receiver
 ) -> None:
     service = run_example(
         SERVICE,
         env={
             "TELEMETRY": "traces",
             "TRACE_SAMPLE": "0",
-            "ZIPKIN": zipkin.endpoint,
+            "OTLP_TRACES_URL": span_receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         },
     )
@@ -152,17 +148,17 @@ def test_sampling_keeps_a_share_of_new_traces_and_obeys_the_caller(
         client.get(f"{service.url}/recipes/42", headers={"traceparent": not_sampled})
         assert traced_get(f"{service.url}/recipes/42").status_code == 200  # sampled: kept
     service.stop()
-    assert [span["traceId"] for span in zipkin.spans] == [TRACE_ID]
+    assert [span.trace_id for span in span_receiver.spans] == [TRACE_ID]
 
 
-def test_none_means_no_signal_at_all(run_example, log_socket, zipkin) -> None:
-    service = start(run_example, "none", log_socket, zipkin)
+def test_none_means_no_signal_at_all(run_example, log_socket, span_receiver) -> None:
+    service = start(run_example, "none", log_socket, span_receiver)
     answer = traced_get(f"{service.url}/recipes/42")
     assert answer.status_code == 200
     assert "x-request-id" not in answer.headers
     assert httpx.get(f"{service.url}/metrics").status_code == 404
     service.stop()
-    assert not zipkin.spans
+    assert not span_receiver.spans
     assert not log_lines(service.output())
 
 
@@ -197,7 +193,7 @@ def test_collectors_down_cost_requests_nothing(run_example) -> None:
         env={
             "TELEMETRY": "logs,metrics,traces",
             "LOG_UDP": f"{LOOPBACK}:{closed_udp}",
-            "ZIPKIN": f"http://{LOOPBACK}:{closed_tcp}/api/v2/spans",
+            "OTLP_TRACES_URL": f"http://{LOOPBACK}:{closed_tcp}/v1/traces",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         },
     )
@@ -216,11 +212,11 @@ def test_collectors_down_cost_requests_nothing(run_example) -> None:
 
 
 def test_a_hung_collector_delays_neither_requests_nor_the_stop(run_example, log_socket) -> None:
-    with ZipkinReceiver(hang=True) as stuck:
+    with OtlpReceiver(hang=True) as stuck:
         service = start(run_example, "traces", log_socket, stuck)
         with httpx.Client(timeout=2) as client:  # a request waiting on the export would time out
             for _ in range(50):
                 assert client.get(f"{service.url}/recipes/42").status_code == 200
-        wait_until(lambda: stuck.posts > 0, 10, "an export stuck at the collector")
-        # SIGTERM: the last export gives up after the exporter's 2 s timeout; exit code 0.
+        wait_until(lambda: stuck.posts, 10, "an export stuck at the collector")
+        # SIGTERM: no export starts after tracing.STOP_GRACE; exit code 0.
         assert service.stop() == 0
