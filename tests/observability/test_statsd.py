@@ -3,15 +3,19 @@ carbon stores, and the tests read the values back through graphite-web's render 
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
-from kit.examples import assert_output_is_shown, assert_refuses_to_start
+from kit import forkserver
+from kit.examples import assert_output_is_shown, assert_refuses_to_start, command_for
 from kit.process import LOOPBACK, ROOT, free_port, wait_until
 from kit.services.graphite import GraphiteStack
 
 SERVICE = "observability/statsd_service.py"
 PRODUCER = "why_distributed/recipe_api.py"
 SNIPPETS = ROOT / "snippets" / "observability"
+CHECKER = "observability/graphite_alert.py"
 
 
 def start_service(run_example, graphite: GraphiteStack, target: str):
@@ -174,3 +178,66 @@ def test_the_names_shown_on_the_page(run_example, graphite) -> None:
         )
     ]
     assert_output_is_shown("\n".join(sorted(shown)) + "\n", SNIPPETS / "statsd_names.out")
+
+
+# --- alerting on Graphite data: graphite_alert.py against the real graphite-web ---------
+
+
+def graphite_alert(env: dict[str, str]) -> tuple[int, str]:
+    """Run the checker with its docstring's run line: (exit code, stdout)."""
+    line_env, argv = command_for(CHECKER)
+    result = forkserver.run(argv, env={**os.environ, **line_env, **env}, cwd=ROOT, timeout=30)
+    assert result.stderr == ""
+    assert "Traceback" not in result.stdout
+    return result.returncode, result.stdout
+
+
+def test_the_graphite_check_fires_on_the_5xx_ratio(run_example, graphite) -> None:
+    producer = run_example(PRODUCER)
+    up = start_service(run_example, graphite, producer.url)
+    down = start_service(run_example, graphite, f"http://{LOOPBACK}:{free_port()}")
+    with httpx.Client() as client:
+        for _ in range(30):
+            assert client.get(f"{up.url}/").status_code == 200
+        for _ in range(10):
+            assert client.get(f"{down.url}/").status_code == 502
+    graphite.wait_for_total("stats.counters.web-api.response.502.count", 10)
+    graphite.wait_for_total("stats.counters.web-api.response.200.count", 30)
+    at = {"GRAPHITE_URL": graphite.url, "WINDOW": "5min"}
+    # Other tests of this module add 200s and 502s: bracket the ratio, whatever they did.
+    ratio = graphite.total("stats.counters.web-api.response.5*.count") / graphite.total(
+        "stats.counters.web-api.response.*.count"
+    )
+    assert 0 < ratio < 1
+    code, out = graphite_alert({**at, "ABOVE": "0"})  # the default query: the 5xx ratio
+    assert code == 1, out
+    assert out.startswith("FIRING web-api 5xx ratio = ")
+    shown = float(out.split(" = ")[1].split()[0])
+    assert shown == pytest.approx(ratio, rel=0.05)  # the checker's one bucket: the whole window
+    code, out = graphite_alert({**at, "ABOVE": "0.99"})  # the negative control
+    assert (code, out.split(" = ")[0]) == (0, "OK web-api 5xx ratio"), out
+    # Any target expression, one line per series; a wildcard gives several.
+    query = "stats.counters.web-api.response.{200,502}.count"
+    code, out = graphite_alert(
+        {**at, "QUERY": f'summarize({query},"5min","sum",true)', "ABOVE": "5"}
+    )
+    assert code == 1
+    assert [line.split()[0] for line in out.splitlines()] == ["FIRING", "FIRING"]
+
+
+def test_the_graphite_check_says_unknown_when_it_cannot_check(graphite) -> None:
+    code, out = graphite_alert({"GRAPHITE_URL": graphite.url, "QUERY": "stats.no.such.metric"})
+    assert (code, out) == (3, "UNKNOWN no data in the last 5min: stats.no.such.metric\n")
+    closed = f"http://{LOOPBACK}:{free_port()}"
+    code, out = graphite_alert({"GRAPHITE_URL": closed})
+    assert code == 3
+    assert out.startswith("UNKNOWN cannot read Graphite: ConnectError")
+
+
+def test_the_graphite_check_refuses_bad_settings() -> None:
+    bad = {"WINDOW": "5", "ABOVE": "nan", "CHECK_TIMEOUT": "0", "GRAPHITE_URL": "graphite:8080"}
+    stderr = assert_refuses_to_start(CHECKER, bad, "WINDOW: String should match pattern")
+    assert "ABOVE: Input should be a finite number" in stderr
+    assert "CHECK_TIMEOUT: Input should be greater than 0" in stderr
+    assert "GRAPHITE_URL: URL scheme should be 'http' or 'https'" in stderr
+    assert_refuses_to_start(CHECKER, {"ABOVE": "lots"}, "ABOVE: Input should be a valid number")
