@@ -122,9 +122,11 @@ async def call_recipe_api(method: str, path: str, **kwargs: object) -> HTTPRespo
         if "context" in details:
             error["context"] = details["context"]
         return json(error, status=response.status_code)
-    if response.is_error:  # another 4xx (406, 413, 415...) is web-api's bug; a 5xx, recipe-api's
+    if response.is_error:
+        # Another 4xx (406, 413, 415...) is web-api's bug; a 5xx, recipe-api's.
         return gateway_error(502, f"answered {response.status_code}")
-    headers = {"Location": response.headers["location"]} if "location" in response.headers else {}
+    location = response.headers.get("location")
+    headers = {"Location": location} if location else {}
     return json(
         {"consumer_pid": os.getpid(), "producer_data": body},
         status=response.status_code,
@@ -152,9 +154,8 @@ async def create_recipe(request: Request) -> HTTPResponse:
         orjson.loads(request.body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
-    return await call_recipe_api(
-        "POST", "/recipes", content=request.body, headers={"Content-Type": "application/json"}
-    )
+    json_body = {"content": request.body, "headers": {"Content-Type": "application/json"}}
+    return await call_recipe_api("POST", "/recipes", **json_body)
 
 
 @app.get("/health")

@@ -171,6 +171,10 @@ class NewRecipe(BaseModel):
     ingredients: list[NewIngredient] = Field(min_length=1, max_length=50)
 
 
+# --8<-- [end:model]
+
+
+# --8<-- [start:problems]
 MAX_PROBLEMS = 20  # a 16 KiB body of unknown fields must not get a 200 KiB answer
 
 
@@ -184,7 +188,7 @@ def recipe_problems(error: ValidationError) -> list[dict[str, Any]]:
     return problems[:MAX_PROBLEMS]
 
 
-# --8<-- [end:model]
+# --8<-- [end:problems]
 
 
 # --8<-- [start:negotiation]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-# --8<-- [start:validate]
+# --8<-- [start:fields]
 RECIPE_FIELDS = {"name", "steps", "ingredients"}
 INGREDIENT_FIELDS = {"name", "quantity"}
 MAX_LENGTH = {"name": 100, "steps": 2000, "quantity": 50}  # characters, per text field
@@ -42,6 +42,10 @@ def object_problems(obj: dict, fields: set[str], where: str = "") -> list[Proble
     return sorted(problems, key=lambda problem: problem["field"])
 
 
+# --8<-- [end:fields]
+
+
+# --8<-- [start:recipe]
 def recipe_problems(body: object) -> list[Problem]:
     """Everything wrong with a POSTed recipe; an empty list means it is valid."""
     if not isinstance(body, dict):
@@ -65,7 +69,7 @@ def recipe_problems(body: object) -> list[Problem]:
     return problems
 
 
-# --8<-- [end:validate]
+# --8<-- [end:recipe]
 
 EXAMPLES = [
     {"name": "", "servings": 4, "ingredients": [{"name": "Eggs"}]},

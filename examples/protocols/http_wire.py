@@ -73,7 +73,8 @@ def receive(sock: socket.socket) -> bytes:
     # response can arrive in any number of pieces. The loops above must not care.
     chunk = sock.recv(100)
     if not chunk:
-        raise ConnectionError("the server closed the connection in the middle of a response")
+        message = "the server closed the connection in the middle of a response"
+        raise ConnectionError(message)
     return chunk
 
 
@@ -98,7 +99,8 @@ def main() -> None:
     with socket.create_connection((host, port), timeout=5) as sock:
         local_port = sock.getsockname()[1]
         buffer = bytearray()
-        for number, (path, close) in enumerate([("/recipes/42", False), ("/recipes/7", True)], 1):
+        requests = [("/recipes/42", False), ("/recipes/7", True)]  # (path, close after)
+        for number, (path, close) in enumerate(requests, 1):
             request = build_request(path, url.netloc, close=close)
             sock.sendall(request)
             show(f">>> request {number}", request)

@@ -1,7 +1,7 @@
 """HTTP on the wire: the bytes, the semantics, JSON both ways, and what must never leak.
 
-Every claim of docs/protocols/http.md, checked over real sockets against the
-example programs started with their pages' run lines.
+Every claim of docs/protocols/http.md and docs/protocols/json_bodies.md, checked
+over real sockets against the example programs started with their pages' run lines.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ BY_HAND = "protocols/http_validation_by_hand.py"
 CHAPTER_1_RECIPE_API = "why_distributed/recipe_api.py"
 SNIPPETS = ROOT / "snippets" / "protocols"
 PAGE = ROOT / "docs" / "protocols" / "http.md"
+JSON_PAGE = ROOT / "docs" / "protocols" / "json_bodies.md"
 
 # Fields and values of the store's records that no client may ever see.
 SECRETS = ["supplier_price", "internal_note", "30% off", "do not publish", "negotiated"]
@@ -406,6 +408,11 @@ def test_unknown_fields_and_anything_over_a_limit_are_refused(
     assert problems_of(post_json(producer.url, body)) == [(loc, kind)]
 
 
+def test_a_list_over_its_limit_is_one_problem_not_one_per_item(producer: RunningExample) -> None:
+    body = {**PANCAKES, "ingredients": [{}] * 3000}  # 12 KB, each item invalid too
+    assert problems_of(post_json(producer.url, body)) == [(("ingredients",), "too_long")]
+
+
 def test_a_body_at_every_limit_is_accepted_and_stored_stripped(producer: RunningExample) -> None:
     # The control for the test above: one less than each refusal is fine.
     name = "At the limits " + "x" * 86
@@ -691,7 +698,22 @@ def test_try_script_prints_what_the_page_shows(run_example) -> None:
     assert statuses == ["201 Location: /recipes/43", "409", "422", "400", "415", "406"]
 
 
-def test_every_snippet_of_this_page_is_included_by_it() -> None:
-    page = PAGE.read_text()
-    for name in ["http_wire.out", "http_try.sh", "http_try.out", "http_serialization_dangers.out"]:
-        assert f'--8<-- "snippets/protocols/{name}"' in page
+@pytest.mark.parametrize(
+    ("page", "names"),
+    [
+        (PAGE, ["http_wire.out"]),
+        (
+            JSON_PAGE,
+            [
+                "http_try.sh",
+                "http_try.out",
+                "http_validation_by_hand.out",
+                "http_serialization_dangers.out",
+            ],
+        ),
+    ],
+)
+def test_every_snippet_is_included_by_its_page(page: Path, names: list[str]) -> None:
+    text = page.read_text()
+    for name in names:
+        assert f'--8<-- "snippets/protocols/{name}"' in text
