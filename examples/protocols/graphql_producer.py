@@ -142,6 +142,10 @@ def resolve_used_in(ingredient: dict, _info: GraphQLResolveInfo) -> list[dict]:
     ]
 
 
+# --8<-- [end:resolvers]
+
+
+# --8<-- [start:mutation]
 @mutation.field("addRecipe")
 def resolve_add_recipe(_root: None, _info: GraphQLResolveInfo, recipe: dict) -> dict:
     if not recipe["name"].strip():
@@ -157,7 +161,7 @@ def resolve_add_recipe(_root: None, _info: GraphQLResolveInfo, recipe: dict) -> 
     return RECIPES[recipe_id]
 
 
-# --8<-- [end:resolvers]
+# --8<-- [end:mutation]
 
 
 # --8<-- [start:schema]
@@ -167,7 +171,7 @@ schema = ariadne.make_executable_schema(type_defs, query, mutation, recipe_type,
 # --8<-- [end:schema]
 
 
-# --8<-- [start:limits]
+# --8<-- [start:budgets]
 MAX_DEPTH = 5
 MAX_COST = 50
 # One unit per lookup in the store, times the `limit` of the lists above it.
@@ -180,8 +184,10 @@ COST_MAP = {
     "Recipe": {"ingredients": {"complexity": 1}, "calories": {"complexity": 1}},
     "Ingredient": {"usedIn": {"complexity": 1}},
 }
+# --8<-- [end:budgets]
 
 
+# --8<-- [start:depth]
 class DepthLimit(ValidationRule):
     """Refuse an operation whose fields nest deeper than MAX_DEPTH, fragments included."""
 
@@ -219,6 +225,10 @@ class DepthLimit(ValidationRule):
         return self.fragment_depths[name]
 
 
+# --8<-- [end:depth]
+
+
+# --8<-- [start:limits]
 def limits(_context: Any, document: DocumentNode, data: dict) -> list[type[ASTValidationRule]]:
     """The rules for one request: its cost depends on its variables."""
     rules: list[type[ASTValidationRule]] = [DepthLimit]

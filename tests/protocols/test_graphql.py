@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from graphql import get_introspection_query
 from kit import sysdeps
-from kit.examples import RunningExample, assert_output_is_shown
+from kit.examples import RunningExample, assert_output_is_shown, run_program
 from kit.process import LOOPBACK, ROOT, Process, connections_to, free_port, http_ok
 from kit.snippets import EXAMPLES
 
@@ -496,3 +497,47 @@ def test_kitchen_sink_script_prints_what_the_page_shows(run_example) -> None:
     assert_output_is_shown(output, SNIPPETS / "graphql_kitchen_sink.out", normalize=without_pids)
     assert f'"consumer_pid": {consumer.pid}' in output
     assert f'"producer_pid": {producer.pid}' in output
+
+
+# --- schema evolution -----------------------------------------------------------------
+
+# The Node.js book's kitchen-sink query (web-api/consumer-graphql.js), as deployed.
+BOOK_QUERY = """query kitchenSink ($id:ID) {
+  recipe(id: $id) {
+    id name
+    ingredients {
+      name quantity
+    }
+  }
+  pid
+}"""
+EVOLUTION = "protocols/graphql_evolution.py"
+NULLABLE_INTO_NON_NULL = "Variable '$id' of type 'ID' used in position expecting type 'ID!'."
+
+
+def test_the_books_query_is_refused_by_the_strict_schema(producer: RunningExample) -> None:
+    response = post(producer, {"query": BOOK_QUERY, "variables": {"id": "42"}})
+    body = assert_request_error(response, NULLABLE_INTO_NON_NULL)
+    # Control: the same query with the variable declared non-null is answered.
+    fixed = post(
+        producer, {"query": BOOK_QUERY.replace("$id:ID)", "$id:ID!)"), "variables": {"id": "42"}}
+    )
+    assert fixed.status_code == 200, body
+    assert fixed.json()["data"]["recipe"]["name"] == "Chicken Tikka Masala"
+
+
+def test_the_evolved_schema_answers_the_old_query_and_refuses_a_null_id_clearly() -> None:
+    assert BOOK_QUERY in (EXAMPLES / EVOLUTION).read_text()  # the same query as above
+    output = run_program(EVOLUTION)
+    strict, evolved, evolved_null = output.split("\n")[1::2]
+    assert json.loads(strict) == {"data": None, "errors": [{"message": NULLABLE_INTO_NON_NULL}]}
+    assert json.loads(evolved)["data"]["recipe"]["name"] == "Chicken Tikka Masala"
+    assert "errors" not in json.loads(evolved)
+    refused = json.loads(evolved_null)
+    assert refused["data"]["recipe"] is None  # null, and the rest (pid) still answered
+    assert refused["data"]["pid"] > 0
+    assert refused["errors"][0]["path"] == ["recipe"]
+    assert refused["errors"][0]["message"].startswith("recipe: id is required")
+    assert json.loads(evolved)["data"]["pid"] > 0
+    shown = SNIPPETS / "graphql_evolution.out"
+    assert_output_is_shown(output, shown, normalize=lambda text: re.sub(r'"pid": \d+', "PID", text))
