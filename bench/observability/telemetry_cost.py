@@ -2,8 +2,10 @@
 
 `examples/observability/observed_recipe_api.py` is started once per setup, with
 `TELEMETRY` set to `none`, `logs`, `metrics`, `traces` and `logs,metrics,traces`
-(traces with every request kept, and with 1 in 10), and autocannon (`-c 10`)
-asks each for `GET /recipes/42`, alternating round by round. Where the signals
+(traces with every request kept, 1 in 10, and none), and autocannon (`-c 10`)
+asks each for `GET /recipes/42`, alternating round by round. Two more setups
+(bench/observability/trace_parts.py) take a sampled-out trace apart: reading
+the trace headers alone, then also a span through the sampler. Where the signals
 go is real, as in production:
 
 - logs: one JSON line per request, written to stdout in batches (stdout goes
@@ -11,8 +13,8 @@ go is real, as in production:
   one UDP datagram per line to a socket this script drains (a log collector);
 - metrics: a scraper thread here reads `/metrics` every second (what Prometheus
   does);
-- traces: spans are batched and posted as Zipkin v2 JSON to a receiver in this
-  process, which answers 202 like Zipkin.
+- traces: spans are batched and posted over OTLP/HTTP (protobuf) to a receiver
+  in this process, which decodes them and answers 200 like a collector.
 
 Every server is pinned to one CPU; autocannon, the scraper and the receivers
 share the other. Writes snippets/observability/bench_telemetry_cost.md.
@@ -30,12 +32,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 from kit.process import LOOPBACK
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from bench import load
 from bench.common import ROOT, duration, markdown_table, stamp, write_results
 
 SERVICE = "observability/observed_recipe_api.py"
 NOOP = "bench/observability/noop_middleware.py"  # relative to the root, where it starts
+PARTS = "bench/observability/trace_parts.py"
 EXAMPLES = ROOT / "examples" / "observability"  # what it imports
 PATH = "/recipes/42"
 RESULTS = "observability/bench_telemetry_cost.md"
@@ -49,6 +56,9 @@ SETUPS = [  # key, name in the table, TELEMETRY, TRACE_SAMPLE, lines over UDP
     ("metrics", "metrics", "metrics", "1", False),
     ("traces", "traces, every request", "traces", "1", False),
     ("traces-10", "traces, 1 in 10 sampled", "traces", "0.1", False),
+    ("traces-0", "traces, none sampled", "traces", "0", False),
+    ("part-extract", "sampled out, parts: trace headers read", "none", "0", False),
+    ("part-span", "sampled out, parts: headers + a span via the sampler", "none", "0", False),
     ("all", "all three, every request traced", ALL, "1", False),
     ("all-10", "all three, 1 in 10 traced", ALL, "0.1", False),
 ]
@@ -58,18 +68,27 @@ TARGET_COST = 0.15
 
 
 class SpanSink(BaseHTTPRequestHandler):
-    """Accepts POST /api/v2/spans like Zipkin (202) and counts the spans."""
+    """Accepts POST /v1/traces like an OTLP collector (200) and counts the spans."""
 
     spans = 0
     lock = threading.Lock()
+    answer = ExportTraceServiceResponse().SerializeToString()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        request = ExportTraceServiceRequest.FromString(body)
+        count = sum(
+            len(scope.spans)
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+        )
         with SpanSink.lock:
-            SpanSink.spans += body.count(b'"traceId"')
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
+            SpanSink.spans += count
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(self.answer)))
         self.end_headers()
+        self.wfile.write(self.answer)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -106,17 +125,18 @@ def start(
     """One setup's server, pinned to the servers' CPU; the target autocannon loads."""
     key, name, telemetry, sample, udp = setup
     env = {
-        "ZIPKIN": collectors["zipkin"],
+        "OTLP_TRACES_URL": collectors["traces"],
         "TELEMETRY": telemetry,
         "TRACE_SAMPLE": sample,
         **({"LOG_UDP": collectors["logs"]} if udp else {}),
     }
-    if key == "noop":  # a bench wrapper around the example, which it imports
+    if key == "noop" or key.startswith("part-"):  # bench wrappers around the example
         pythonpath = os.pathsep.join(filter(None, [str(EXAMPLES), os.environ.get("PYTHONPATH")]))
+        wrapper, part = (NOOP, {}) if key == "noop" else (PARTS, {"TRACE_PART": key[5:]})
         server = servers.program(
             key,
-            [sys.executable, NOOP],
-            env={**env, "PYTHONPATH": pythonpath},
+            [sys.executable, wrapper],
+            env={**env, **part, "PYTHONPATH": pythonpath},
             ready="/health",
             cpus=cpus.server,
         )
@@ -144,8 +164,9 @@ def report(
                 load.percent(statistics.median(run["server_cpu"] or 0 for run in target.runs)),
             ]
         )
-    every = 1 - targets[-2].requests_per_second() / base
-    sampled = 1 - targets[-1].requests_per_second() / base
+    by_key = {target.key: target for target in targets}
+    every = 1 - by_key["all"].requests_per_second() / base
+    sampled = 1 - by_key["all-10"].requests_per_second() / base
     print(f"all three cost {every:.0%}, with 1 in 10 traced {sampled:.0%}", flush=True)
     starved = sum(1 for target in targets for run in target.runs if load.crowded_out(run))
     parts = [
@@ -155,8 +176,8 @@ def report(
                 "req/s",
                 "cost",
                 "µs added per request",
-                "p50 ms",
-                "p99 ms",
+                "p50 ms (autocannon)",
+                "p99 ms (autocannon)",
                 "errors",
                 "server CPU",
             ],
@@ -165,7 +186,10 @@ def report(
         f"All three together cost **{every:.0%}** of throughput with every request traced, "
         f"**{sampled:.0%}** with 1 request in 10 traced; the budget was {TARGET_COST:.0%}. "
         "Cost is the throughput lost against no telemetry; µs added per request is the "
-        "CPU time each request took beyond the baseline's (1/throughput, one busy core).",
+        "CPU time each request took beyond the baseline's (1/throughput, one busy core). "
+        "Latency percentiles are autocannon's, one definition for the whole table: from its "
+        "histogram of whole milliseconds (<1: under one millisecond), each the median over "
+        "the rounds of that run's percentile.",
         f"`GET {PATH}`, autocannon `-c {load.CONNECTIONS} -d {seconds}`, median of "
         f"{ROUNDS} alternating rounds after a {warmup} s warm-up; {cpus.sentence}. "
         f"Collected during the runs: {sent['logs']:,} log datagrams, "
@@ -186,15 +210,15 @@ def main() -> None:
     cpus = load.pick_cpus()
     logs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     logs.bind((LOOPBACK, 0))
-    zipkin = ThreadingHTTPServer((LOOPBACK, 0), SpanSink)
+    otlp = ThreadingHTTPServer((LOOPBACK, 0), SpanSink)
     collectors = {
         "logs": f"{LOOPBACK}:{logs.getsockname()[1]}",
-        "zipkin": f"http://{LOOPBACK}:{zipkin.server_port}/api/v2/spans",
+        "traces": f"http://{LOOPBACK}:{otlp.server_port}/v1/traces",
     }
     stop = threading.Event()
     received, scrapes = [0], [0]
     threading.Thread(target=drain_udp, args=(logs, received, stop), daemon=True).start()
-    threading.Thread(target=zipkin.serve_forever, daemon=True).start()
+    threading.Thread(target=otlp.serve_forever, daemon=True).start()
     started = time.monotonic()
     try:
         with load.Servers("telemetry") as servers:
@@ -208,7 +232,7 @@ def main() -> None:
             load.alternate(targets, seconds=seconds, warmup=warmup, rounds=ROUNDS, cpus=cpus.load)
     finally:
         stop.set()
-        zipkin.shutdown()
+        otlp.shutdown()
         logs.close()
     print(f"measured in {time.monotonic() - started:.0f} s", flush=True)
     sent = {"logs": received[0], "scrapes": scrapes[0], "spans": SpanSink.spans}
@@ -218,7 +242,13 @@ def main() -> None:
         RESULTS,
         report(targets, seconds, warmup, sent, cpus),
         stamp(
-            ["sanic", "structlog", "prometheus-client", "opentelemetry-sdk"],
+            [
+                "sanic",
+                "structlog",
+                "prometheus-client",
+                "opentelemetry-sdk",
+                "opentelemetry-exporter-otlp-proto-http",
+            ],
             {"autocannon": load.AUTOCANNON_VERSION},
         ),
         COMMAND,

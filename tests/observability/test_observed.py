@@ -129,6 +129,41 @@ def test_without_a_collector_log_lines_go_to_stdout(run_example) -> None:
     assert lines[made.headers["x-request-id"]]["level"] == "info"
 
 
+def logged_ids(output: str) -> list[str]:
+    return [line["request_id"] for line in log_lines(output)]
+
+
+def test_buffered_lines_are_written_on_a_clean_stop(run_example) -> None:
+    """stdout lines wait in memory for the next flush (every 0.25 s): SIGTERM writes
+    the lines still waiting, so the last requests are in the log."""
+    service = run_example(SERVICE, env={"TELEMETRY": "logs"})
+    sent = [f"term-{n}" for n in range(50)]
+    with httpx.Client() as client:
+        for request_id in sent:
+            client.get(f"{service.url}/recipes/42", headers={"X-Request-Id": request_id})
+    assert service.stop() == 0  # at once: the last lines have had no flush of their own
+    ids = [i for i in logged_ids(service.output()) if i.startswith("term-")]
+    assert ids == sent  # every line, the last ones included, in order
+
+
+def test_a_kill_loses_the_lines_not_yet_written(run_example) -> None:
+    """SIGKILL (or a crash) gives the service no chance to flush: what was written
+    survives whole and in order, what still waited in memory (at most the last
+    0.25 s of lines) is gone. How many is up to when the last flush ran."""
+    service = run_example(SERVICE, env={"TELEMETRY": "logs"})
+    answered = []
+    with httpx.Client() as client:
+        for n in range(200):
+            request_id = f"kill-{n}"
+            client.get(f"{service.url}/recipes/42", headers={"X-Request-Id": request_id})
+            answered.append(request_id)
+    service.kill()
+    service.stopped = True  # killed on purpose: no clean exit to check
+    ids = [i for i in logged_ids(service.output()) if i.startswith("kill-")]
+    assert ids == answered[: len(ids)]  # whole lines, in order: only the tail can be lost
+    print(f"SIGKILL: {len(answered) - len(ids)} of {len(answered)} lines lost")
+
+
 def test_sampling_keeps_a_share_of_new_traces_and_obeys_the_caller(
     run_example, log_socket, span_receiver
 ) -> None:
