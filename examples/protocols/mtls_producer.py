@@ -97,7 +97,8 @@ def tls_context() -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(settings.tls_cert, settings.tls_key)
     context.load_verify_locations(cafile=settings.tls_ca)
-    context.verify_mode = ssl.CERT_REQUIRED  # no valid client certificate, no connection
+    # No valid client certificate, no connection:
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -118,7 +119,8 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     recipe = RECIPES.get(recipe_id)
     if recipe is None:
         raise NotFound(f"no recipe with id {recipe_id}")
-    return json({"producer_pid": os.getpid(), "client": client_name(request), "recipe": recipe})
+    client = client_name(request)
+    return json({"producer_pid": os.getpid(), "client": client, "recipe": recipe})
 
 
 @app.get("/health")

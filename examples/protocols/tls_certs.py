@@ -71,7 +71,10 @@ WHAT = {
 # --8<-- [start:issue]
 def issue() -> dict[str, bytes]:
     """Make a CA, have it sign two certificates; return every file to write."""
-    ca = trustme.CA(organization_name="Distributed Python", organization_unit_name="dev CA")
+    ca = trustme.CA(
+        organization_name="Distributed Python",
+        organization_unit_name="dev CA",
+    )
     now = datetime.datetime.now(datetime.UTC)
     expires = now + datetime.timedelta(days=CERT_DAYS)
     # The names a client may use to reach the server go in subjectAltName:
@@ -108,7 +111,8 @@ def issue() -> dict[str, bytes]:
 def write(path: Path, data: bytes, *, private: bool) -> None:
     # A key is created 0600 from its first byte, never readable by others even
     # briefly; fchmod also tightens a file that existed before with a looser mode.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    mode = 0o600 if private else 0o644
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as file:
         if private:
             os.fchmod(file.fileno(), 0o600)

@@ -94,7 +94,9 @@ def tls_context() -> ssl.SSLContext:
 @app.before_server_start
 async def open_client(app: Sanic) -> None:
     app.ctx.recipes = httpx.AsyncClient(
-        base_url=str(settings.target), timeout=settings.target_timeout, verify=tls_context()
+        base_url=str(settings.target),
+        timeout=settings.target_timeout,
+        verify=tls_context(),
     )
 
 

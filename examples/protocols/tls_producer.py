@@ -95,7 +95,8 @@ def tls_facts(request: Request) -> dict[str, str]:
     return {
         "version": tls.version(),
         "cipher": tls.cipher()[0],
-        "server_name": request.conn_info.server_name,  # SNI: "" when the client sent none
+        # SNI: the host name the client asked for, "" when it sent none
+        "server_name": request.conn_info.server_name,
     }
 
 
@@ -106,7 +107,8 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     recipe = RECIPES.get(recipe_id)
     if recipe is None:
         raise NotFound(f"no recipe with id {recipe_id}")
-    return json({"producer_pid": os.getpid(), "tls": tls_facts(request), "recipe": recipe})
+    facts = tls_facts(request)
+    return json({"producer_pid": os.getpid(), "tls": facts, "recipe": recipe})
 
 
 @app.get("/health")
@@ -122,7 +124,8 @@ def main() -> None:
     app.run(
         host=settings.host,
         port=settings.port,
-        # Sanic builds the SSLContext: TLS 1.2 at least, forward-secret AEAD ciphers only.
+        # Sanic builds the SSLContext: TLS 1.2 at least, forward-secret AEAD
+        # ciphers only.
         ssl={
             "cert": str(settings.tls_cert),
             "key": str(settings.tls_key),

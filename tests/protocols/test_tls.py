@@ -1,4 +1,4 @@
-"""HTTPS and TLS: what the page claims, over real TLS connections on loopback.
+"""HTTPS, TLS and mutual TLS: what the two pages claim, over real TLS connections on loopback.
 
 Certificates are made for each test session by running tls_certs.py as the
 page says, twice: our CA, and another CA with the same names but other keys.
@@ -34,6 +34,7 @@ CONSUMER = "protocols/tls_consumer.py"
 MTLS_PRODUCER = "protocols/mtls_producer.py"
 SNIPPETS = ROOT / "snippets/protocols"
 PAGE = ROOT / "docs/protocols/tls.md"
+MTLS_PAGE = ROOT / "docs/protocols/mtls.md"
 
 CERT_FILES = {"ca.pem", "server.pem", "server.key", "client.pem", "client.key"}
 WEB_API_SUBJECT = {
@@ -533,9 +534,16 @@ def curl_refusal(text: str) -> str:
     return without_pids(text)
 
 
-def test_page_shows_the_outputs_it_explains() -> None:
-    text = PAGE.read_text()
-    for name in ("tls_certs.out", "tls_inspect.out", "tls_try.out", "tls_mtls_try.out"):
+@pytest.mark.parametrize(
+    ("page", "names"),
+    [
+        (PAGE, ["tls_certs.out", "tls_inspect.out", "tls_try.out"]),
+        (MTLS_PAGE, ["tls_mtls_try.sh", "tls_mtls_try.out", "tls_mtls_env.sh"]),
+    ],
+)
+def test_pages_show_the_outputs_they_explain(page: Path, names: list[str]) -> None:
+    text = page.read_text()
+    for name in names:
         assert f'--8<-- "snippets/protocols/{name}"' in text
 
 
