@@ -25,8 +25,10 @@ Environment:
 - `PORT`: port to listen on (default `4000`).
 - `APP_ENV`: `development` (default), `staging` or `production`; picks the
   defaults below.
-- `LOG_LEVEL`: `debug`, `info`, `warning` or `error`: lines below it are
-  dropped (default: `debug` in development and staging, `info` in production).
+- `LOG_LEVEL`: `error`, `warning`, `info`, `verbose` or `debug`, in any case:
+  lines below it are dropped (default: `debug` in development and staging,
+  `info` in production). `verbose` (15, between info and debug, as in
+  winston) is a level this service adds.
 - `LOG_FORMAT`: `console` (readable, default in development) or `json`
   (default in staging and production) for stdout; UDP always gets JSON.
 - `LOG_UDP`: `host:port` of the log collector, resolved once at start (default:
@@ -35,6 +37,7 @@ Environment:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -45,7 +48,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
 import structlog
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode
 from sanic import Request, Sanic
 from sanic.errorpages import JSONRenderer
@@ -53,8 +56,24 @@ from sanic.exceptions import BadRequest, NotFound
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
+# --8<-- [start:levels]
+# winston's levels on Python's scale (higher is more severe). One is added: VERBOSE.
+VERBOSE = 15  # between INFO (20) and DEBUG (10), where winston puts it
+logging.addLevelName(VERBOSE, "VERBOSE")  # stdlib loggers and handlers now print the name
+LEVELS = {
+    "error": logging.ERROR,  # 40, winston error
+    "warning": logging.WARNING,  # 30, winston warn
+    "info": logging.INFO,  # 20, winston info (and http: request lines are info here)
+    "verbose": VERBOSE,  # 15, winston verbose
+    "debug": logging.DEBUG,  # 10, winston debug (silly: not defined here)
+}
+Level = Annotated[
+    Literal["error", "warning", "info", "verbose", "debug"],
+    BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value),
+]
+# --8<-- [end:levels]
+
 # --8<-- [start:settings]
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 # Each environment is a complete set of defaults; a variable overrides one of them.
 ENVIRONMENTS = {
     "development": {"log_level": "debug", "log_format": "console"},
@@ -69,7 +88,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=1, le=65535)
     app_env: Literal["development", "staging", "production"] = "development"
-    log_level: Literal["debug", "info", "warning", "error"]  # default: from APP_ENV
+    log_level: Level  # default: from APP_ENV
     log_format: Literal["console", "json"]  # default: from APP_ENV
     # host:port, resolved to (address, port); NoDecode: the text is not JSON.
     log_udp: Annotated[tuple[str, int] | None, NoDecode] = None
@@ -125,6 +144,7 @@ class UdpShipper:
 
     PRIORITY: ClassVar[dict[str, int]] = {
         "debug": 7,
+        "verbose": 7,  # syslog has nothing between info and debug
         "info": 6,
         "warning": 4,
         "error": 3,
@@ -152,6 +172,31 @@ class UdpShipper:
 # --8<-- [end:udp]
 
 
+# --8<-- [start:verbose]
+def logger_class(threshold: int) -> type:
+    """structlog's filtering logger for `threshold`, plus a `verbose` method."""
+    # structlog knows only the standard levels: for VERBOSE, filter like INFO (which
+    # drops debug and keeps info), and let the method below decide for verbose.
+    base = structlog.make_filtering_bound_logger(
+        logging.INFO if threshold == VERBOSE else threshold
+    )
+
+    class Logger(base):  # type: ignore[misc, valid-type]
+        def verbose(self, event: str, **kw: Any) -> Any:
+            if threshold > VERBOSE:
+                return None  # below the threshold: nothing rendered, nothing sent
+            return self._proxy_to_logger("verbose", event, **kw)
+
+    return Logger
+
+
+class Printer(structlog.PrintLogger):
+    verbose = structlog.PrintLogger.msg  # the last step of a verbose line: print it
+
+
+# --8<-- [end:verbose]
+
+
 # --8<-- [start:logging]
 def configure_logging(settings: Settings) -> UdpShipper | None:
     shipper = UdpShipper(settings.log_udp) if settings.log_udp else None
@@ -176,8 +221,8 @@ def configure_logging(settings: Settings) -> UdpShipper | None:
             renderer,
         ],
         # Below the threshold a call returns at once: nothing rendered, nothing sent.
-        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[settings.log_level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        wrapper_class=logger_class(LEVELS[settings.log_level]),
+        logger_factory=lambda *args: Printer(sys.stdout),
         cache_logger_on_first_use=True,
     )
     return shipper
@@ -256,7 +301,7 @@ async def log_response(request: Request, response: HTTPResponse) -> None:
 async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     if not 1 <= recipe_id <= MAX_ID:
         raise BadRequest(f"recipe id must be between 1 and {MAX_ID}")
-    log.debug("looking up recipe", recipe_id=recipe_id)
+    log.verbose("looking up recipe", recipe_id=recipe_id)
     recipe = RECIPES.get(recipe_id)
     if recipe is None:
         raise NotFound(f"no recipe with id {recipe_id}")

@@ -86,6 +86,25 @@ def test_records_below_the_threshold_are_dropped(run_example, rsyslog) -> None:
     assert levels == {"warning"}
 
 
+def test_the_verbose_level_sits_between_info_and_debug(run_example) -> None:
+    # LOG_LEVEL=VERBOSE (any case): verbose lines and above, no debug.
+    verbose = run_example(SERVICE, env={"APP_ENV": "staging", "LOG_LEVEL": "VERBOSE"})
+    # LOG_LEVEL=info, the negative control: no verbose lines either.
+    info = run_example(SERVICE, env={"APP_ENV": "staging", "LOG_LEVEL": "info"})
+    for service in (verbose, info):
+        assert httpx.get(f"{service.url}/recipes/42", headers={"X-Request-Id": "v1"}).is_success
+        assert stop_cleanly(service) == 0
+    lines = {
+        service: [
+            (r["level"], r["event"]) for r in stdout_records(service) if r.get("request_id") == "v1"
+        ]
+        for service in (verbose, info)
+    }
+    assert lines[verbose] == [("verbose", "looking up recipe"), ("info", "request finished")]
+    assert lines[info] == [("info", "request finished")]
+    assert '"log_level":"verbose"' in verbose.output()  # the starting line says which
+
+
 def test_request_id_is_on_every_line_and_in_the_header(run_example, rsyslog) -> None:
     service = run_example(SERVICE, env={"APP_ENV": "staging", "LOG_UDP": rsyslog.address})
     with httpx.Client(base_url=service.url) as client:  # one connection, several requests
@@ -165,7 +184,10 @@ def test_development_logs_readable_lines(run_example) -> None:
     ("env", "message"),
     [
         ({"APP_ENV": "prod"}, "APP_ENV: Input should be 'development', 'staging' or 'production'"),
-        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL: Input should be 'debug', 'info', 'warning' or 'error'"),
+        (
+            {"LOG_LEVEL": "LOUD"},
+            "LOG_LEVEL: Input should be 'error', 'warning', 'info', 'verbose' or 'debug'",
+        ),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT: Input should be 'console' or 'json'"),
         ({"LOG_UDP": "not-an-address"}, "LOG_UDP: Value error, expected host:port"),
         ({"LOG_UDP": "127.0.0.1:99999"}, "LOG_UDP: Value error, expected host:port"),
