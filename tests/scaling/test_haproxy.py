@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shlex
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -23,6 +25,7 @@ import httpx
 import pytest
 from kit import sysdeps
 from kit.examples import RunningExample, assert_output_is_shown
+from kit.fake_upstream import FakeUpstream
 from kit.process import LOOPBACK, ROOT, Process, free_port, port_open, wait_until
 from kit.snippets import run_script
 
@@ -160,6 +163,102 @@ def test_no_request_fails_while_a_backend_is_killed(balanced) -> None:
     # HAProxy did meet the dead server, and hid it: requests moved to another one
     backend = next(r for r in proxy.stats() if r["svname"] == "BACKEND")
     assert int(backend["wredis"]) + int(backend["wretr"]) >= 1
+
+
+# --- the proxy as a shield --------------------------------------------------
+
+WELL_FORMED = b"GET /recipes/42 HTTP/1.1\r\nHost: recipes\r\nConnection: close\r\n\r\n"
+MALFORMED = {
+    "a space in a header name": b"Bad Header: 1",
+    "a control character in a header name": b"Bad\x01Header: 1",
+    "a header line without a colon": b"JustAName",
+    "two different Content-Length headers": b"Content-Length: 0\r\nContent-Length: 2",
+}
+
+
+def malformed(header_lines: bytes) -> bytes:
+    return WELL_FORMED.replace(b"Connection:", header_lines + b"\r\nConnection:")
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """One HTTP answer: its head, then Content-Length bytes of body; the connection may stay."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = connection.recv(65536)
+        assert chunk, f"connection closed mid-answer: {answer!r}"
+        answer += chunk
+    head, body = answer.split(b"\r\n\r\n", 1)
+    length = re.search(rb"(?im)^content-length: *(\d+)", head)
+    while length and len(body) < int(length[1]):
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes over a plain socket (no client library to tidy them up)."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as connection:
+        connection.sendall(request)
+        return read_answer(connection)
+
+
+def forwarded(fakes: list[FakeUpstream]) -> list[str]:
+    """The paths of the requests the services received, health checks aside."""
+    return [r.path for fake in fakes for r in fake.requests if r.path != "/health"]
+
+
+@pytest.fixture
+def shielded(fake_upstream, haproxy) -> tuple[Any, list[FakeUpstream]]:
+    """haproxy_lb.cfg in front of three recording backends, each one counting requests."""
+    fakes = [fake_upstream() for _ in range(3)]
+    env = {f"BACKEND{i}_PORT": str(fake.port) for i, fake in enumerate(fakes, start=1)}
+    proxy = haproxy(LB, env)
+    eventually(lambda: all(proxy.server("recipe_api", f"recipe{i}")["status"] == "UP"
+                           for i in (1, 2, 3)), "all three servers UP")  # fmt: skip
+    return proxy, fakes
+
+
+def test_a_malformed_request_gets_400_from_haproxy_and_never_reaches_a_service(
+    shielded,
+) -> None:
+    proxy, fakes = shielded
+    # control: a well-formed request on a raw socket goes through
+    assert raw_exchange(proxy.port, WELL_FORMED).startswith(b"HTTP/1.1 200 ")
+    assert forwarded(fakes) == ["/recipes/42"]
+    for name, header_lines in MALFORMED.items():
+        answer = raw_exchange(proxy.port, malformed(header_lines))
+        assert answer.startswith(b"HTTP/1.1 400 "), name
+        assert b"<h1>400 Bad request</h1>" in answer, name  # HAProxy's own page
+        assert b"\r\nConnection: close\r\n" in answer, name
+        assert forwarded(fakes) == ["/recipes/42"], name  # no service saw it
+    assert raw_exchange(proxy.port, WELL_FORMED).startswith(b"HTTP/1.1 200 ")
+    assert forwarded(fakes) == ["/recipes/42"] * 2
+
+
+def test_without_the_proxy_a_lenient_server_takes_the_same_requests(fake_upstream) -> None:
+    """Negative control: the recording backend would see (and serve) every one of them."""
+    fake = fake_upstream()
+    for name, header_lines in MALFORMED.items():
+        before = len(fake.requests)
+        answer = raw_exchange(fake.port, malformed(header_lines))
+        assert answer.startswith(b"HTTP/1.1 200 "), name  # Python's http.server shrugs
+        assert len(fake.requests) == before + 1, name
+        if name != "two different Content-Length headers":
+            # it read the bad line as the end of the head: the headers after it are lost
+            assert "Connection" not in fake.requests[-1].headers, name
+
+
+def test_the_client_sees_only_the_proxy_address(shielded) -> None:
+    proxy, fakes = shielded
+    with socket.create_connection((LOOPBACK, proxy.port), timeout=10) as connection:
+        assert connection.getpeername() == (LOOPBACK, proxy.port)
+        connection.sendall(WELL_FORMED)
+        answer = read_answer(connection)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    for fake in fakes:  # no service address or port in anything the client got
+        assert str(fake.port).encode() not in answer
+    # what a service says about itself does pass through
+    assert re.search(rb"(?im)^server: BaseHTTP/0\.6 Python/3\.\d+", answer)
+    assert forwarded(fakes) == ["/recipes/42"]
 
 
 # --- compression offload ----------------------------------------------------
