@@ -23,9 +23,11 @@ BENCHMARKS = {
     "recipe_api_vs_node": "bench.why_distributed.recipe_api_vs_node",
     "loop_lag": "bench.why_distributed.loop_lag",
     "gil_pools": "bench.why_distributed.gil_pools",
+    "where_time_goes": "bench.why_distributed.where_time_goes",
     "compression_sizes": "bench.protocols.compression_sizes",
     "protocols_compared": "bench.protocols.protocols_compared",
     "workers": "bench.scaling.workers",
+    "worker_memory": "bench.scaling.worker_memory",
     "proxy_overhead": "bench.scaling.proxy_overhead",
     "capacity": "bench.scaling.capacity",
     "telemetry_cost": "bench.observability.telemetry_cost",
@@ -38,6 +40,7 @@ BENCHMARKS = {
     "retry_storm": "bench.resilience.retry_storm",
     "chaos": "bench.resilience.chaos",
     "redis_pipelines": "bench.primitives.pipelines",
+    "lighthouse": "bench.site.lighthouse",
 }
 
 
