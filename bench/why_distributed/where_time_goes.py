@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from kit import sysdeps
 from kit.process import ROOT
 
@@ -66,21 +67,27 @@ VARIANTS: list[tuple[str, str | None, dict[str, str]]] = [
 NODE = "Node.js: http"
 
 # Where a sample's innermost Python frame lies, first match wins. py-spy shows Python
-# frames only: time in C under a Python line (orjson, socket writes) counts for that
-# line, and time in uvloop's own C code between callbacks shows as the frame that
-# started the loop, `_run_server_forever`.
+# frames only: time in C under a Python line (orjson, a socket write) counts for that
+# line, and time in uvloop's own C code (polling, reading sockets, calling callbacks)
+# shows as the frame that started the loop, `_run_server_forever`.
 PARTS = [
     ("handler and JSON encoding (orjson)", r"recipe_api\.py|response/convenience\.py"),
-    ("event loop and sockets (uvloop, asyncio)", r"_run_server_forever|asyncio/|uvloop"),
     (
-        "Sanic HTTP/1: parse the request, build and write the response",
+        "event loop: uvloop polling and reading sockets, asyncio",
+        r"_run_server_forever|asyncio/|uvloop",
+    ),
+    # Sanic's HttpProtocol.send, compiled at start-up: its `transport.write(data)` line
+    # is where the answer goes to the kernel.
+    ("socket writes (`transport.write` in Sanic's `send`)", r"^send \(send:"),
+    (
+        "Sanic HTTP/1: parse the request, build the response and its headers",
         r"sanic/http/|sanic/headers\.py|sanic/response/|sanic/server/|sanic/compat\.py|"
-        r"^(http1_request_header|http1_response_header|read|send|connection_task) ",
+        r"^(http1_request_header|http1_response_header|read|connection_task) ",
     ),
     (
         "Sanic dispatch: request object, routing, handle_request",
         r"sanic/app\.py|sanic/request/|sanic_routing/|sanic/router\.py|sanic/models/|"
-        r"sanic/signals\.py|^(handle_request|handle_exception|find_route) |^<",
+        r"sanic/signals\.py|sanic/config\.py|^(handle_request|handle_exception|find_route) |^<",
     ),
 ]
 OTHER = "other"
@@ -122,7 +129,11 @@ def record(pid: int, url: str, fmt: str, out: Path, cpus: load.Cpus) -> str:
         stderr=subprocess.DEVNULL,
     ) as cannon:
         time.sleep(1)  # connections open and the server busy before the first sample
-        spy = [py_spy(), "record", "--format", fmt, "-o", str(out), "--pid", str(pid)]
+        # --nonblocking: reading the stacks without pausing the process. Pausing it
+        # (the default) lands the samples on lines that make system calls (os.getpid(),
+        # a socket write) several times more often than the time they take.
+        spy = [py_spy(), "record", "--nonblocking", "--format", fmt, "-o", str(out)]
+        spy += ["--pid", str(pid)]
         result = subprocess.run(
             [*load.taskset(cpus.load), *spy, "--duration", str(seconds), "--rate", "200"],
             capture_output=True,
@@ -192,6 +203,8 @@ def profile(cpus: load.Cpus) -> None:
     )
     print(f"wrote {graph}", flush=True)
     total, parts, frames = shares(raw)
+    lost = re.search(r"Errors: (\d+)", raw_summary)
+    lost = lost.group(1) if lost else "some"
     part_rows = [[name, f"{parts[name] / total:.0%}"] for name in [*(p for p, _ in PARTS), OTHER]]
     frame_rows = [
         [f"`{frame}`", part_of(frame), f"{count / total:.1%}"]
@@ -202,9 +215,11 @@ def profile(cpus: load.Cpus) -> None:
             markdown_table(["part of the work", "share of samples"], part_rows),
             "The ten innermost frames that were sampled most often:",
             markdown_table(["frame (function, file:line)", "part", "share"], frame_rows),
-            f"py-spy at 200 samples per second for {round(duration(PROFILE_SECONDS))} s "
-            f"while autocannon `-c {load.CONNECTIONS}` loaded `GET {PATH}` ({total} samples "
-            "with recipe-api on its CPU; idle ones are not counted); recipe-api pinned to "
+            f"py-spy (`--nonblocking`) at 200 samples per second for "
+            f"{round(duration(PROFILE_SECONDS))} s while autocannon `-c {load.CONNECTIONS}` "
+            f"loaded `GET {PATH}` ({total} samples "
+            f"with recipe-api on its CPU; idle ones are not counted, {lost} could not be read "
+            "as the stack changed under py-spy); recipe-api pinned to "
             f"CPU {cpus.server[0]}, autocannon and py-spy to CPU {cpus.load[0]}. A frame "
             "without a file name is code Sanic compiles at start-up (its TouchUp step "
             "strips the hooks an app does not use).",
@@ -230,10 +245,30 @@ def frameworks(cpus: load.Cpus, seconds: int, warmup: int) -> list[load.Target]:
                     Path(program).stem, variant_argv(program), env=env, cpus=cpus.server
                 )
             targets.append(load.Target(name, server.url + PATH, {"server": server.pid}))
+        same_answer(targets)
         load.alternate(
             targets, seconds=seconds, warmup=warmup, rounds=ROUNDS, cpus=cpus.load, quiet_budget=20
         )
     return targets
+
+
+def same_answer(targets: list[load.Target]) -> None:
+    """Every server gives the same JSON (its own pid aside), or the comparison is void."""
+    answers = {}
+    for target in targets:
+        answer = httpx.get(target.url).raise_for_status().json()
+        assert isinstance(answer.pop("producer_pid"), int), target.name
+        answers[target.name] = answer
+    expected = answers[targets[0].name]
+    different = [name for name, answer in answers.items() if answer != expected]
+    if different:
+        raise RuntimeError(f"not the same answer as {targets[0].name}: {', '.join(different)}")
+
+
+def microseconds_per_request(target: load.Target) -> str:
+    """CPU time the server spent per answer: its CPU share over its requests per second."""
+    cpu = load.median_known([run["server_cpu"] for run in target.runs])
+    return "n/a" if cpu is None else f"{cpu / target.requests_per_second() * 1e6:.0f}"
 
 
 def framework_report(targets: list[load.Target], seconds: int, cpus: load.Cpus) -> str:
@@ -246,17 +281,21 @@ def framework_report(targets: list[load.Target], seconds: int, cpus: load.Cpus) 
             load.milliseconds(target.median("latency", "p99")),
             sum(load.failures(run) for run in target.runs),
             load.percent(load.median_known([run["server_cpu"] for run in target.runs])),
+            microseconds_per_request(target),
         ]
         for target in targets
     ]
     parts = [
         markdown_table(
-            ["server", "req/s", "ratio to Node", "p99 ms", "errors", "server CPU"], rows
+            ["server", "req/s", "ratio to Node", "p99 ms", "errors", "server CPU", "CPU µs/req"],
+            rows,
         ),
         f"`GET {PATH}`, the same JSON from every server; autocannon `-c {load.CONNECTIONS} "
         f"-d {seconds}`, median of {ROUNDS} alternating rounds; one process per server, "
         f"{cpus.sentence}. Errors counts socket errors, timeouts and non-2xx answers over "
-        "all rounds; server CPU is the median share of one core the server's processes used.",
+        "all rounds; server CPU is the median share of one core the server's processes used, "
+        "and CPU µs/req that share divided by the requests per second: the CPU time one "
+        "answer costs.",
     ]
     starved = sum(1 for target in targets for run in target.runs if load.crowded_out(run))
     if starved:
