@@ -102,6 +102,8 @@ def drain_udp(sock: socket.socket, received: list[int], stop: threading.Event) -
             received[0] += 1
         except TimeoutError:
             continue
+        except OSError:  # closed at the end of the benchmark
+            return
 
 
 def scrape(urls: list[str], stop: threading.Event, scrapes: list[int]) -> None:
