@@ -117,6 +117,13 @@ CHARTS = [
         ["req/s"],
     ),
     Chart(
+        "scaling/bench_worker_memory.md",
+        "scaling/img/bench_worker_memory.svg",
+        "Memory of the whole process tree",
+        "MiB",
+        ["tree RSS (sum)", "tree PSS (sum)"],
+    ),
+    Chart(
         "scaling/bench_proxy_overhead.md",
         "scaling/img/bench_proxy_overhead.svg",
         "Direct, or through HAProxy",
