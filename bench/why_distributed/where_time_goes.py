@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import httpx
 from kit import sysdeps
@@ -119,9 +120,13 @@ def uv_version() -> str:
 # --- 1. profile ------------------------------------------------------------------------
 
 
+def profile_seconds() -> int:
+    return max(2, round(duration(PROFILE_SECONDS)))
+
+
 def record(pid: int, url: str, fmt: str, out: Path, cpus: load.Cpus) -> str:
     """py-spy records `pid` for PROFILE_SECONDS while autocannon loads `url`."""
-    seconds = max(2, round(duration(PROFILE_SECONDS)))
+    seconds = profile_seconds()
     argv = [str(load.autocannon_path()), "-c", str(load.CONNECTIONS), "-d", str(seconds + 2)]
     with subprocess.Popen(
         [*load.taskset(cpus.load), *argv, url],
@@ -178,6 +183,11 @@ def stamp_flamegraph(path: Path, title: str, stamp_line: str) -> None:
     svg = path.read_text()
     svg = re.sub(r'(<text id="title"[^>]*>)[^<]*', lambda m: m.group(1) + title, svg, count=1)
     svg = svg.replace("<!--NOTES: -->", f"<!--NOTES: {stamp_line} Regenerate: {COMMAND}-->", 1)
+    # The stamp, small, at the bottom left (the search results use the bottom right).
+    height = float(re.search(r'<svg[^>]* height="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+    line = f'<text x="10" y="{height - 4:.0f}" style="font-size:8px">{escape(stamp_line)}</text>'
+    head, _, tail = svg.rpartition("</svg>")  # the outer svg closes last
+    svg = head + line + "</svg>" + tail
     path.write_text(svg)
 
 
@@ -216,7 +226,7 @@ def profile(cpus: load.Cpus) -> None:
             "The ten innermost frames that were sampled most often:",
             markdown_table(["frame (function, file:line)", "part", "share"], frame_rows),
             f"py-spy (`--nonblocking`) at 200 samples per second for "
-            f"{round(duration(PROFILE_SECONDS))} s while autocannon `-c {load.CONNECTIONS}` "
+            f"{profile_seconds()} s while autocannon `-c {load.CONNECTIONS}` "
             f"loaded `GET {PATH}` ({total} samples "
             f"with recipe-api on its CPU; idle ones are not counted, {lost} could not be read "
             "as the stack changed under py-spy); recipe-api pinned to "
@@ -241,8 +251,13 @@ def frameworks(cpus: load.Cpus, seconds: int, warmup: int) -> list[load.Target]:
             if program is None:
                 server = servers.example(RECIPE_API, env=env, cpus=cpus.server)
             else:
+                # ready once it answers: Granian's worker process exists then, and is pinned
                 server = servers.program(
-                    Path(program).stem, variant_argv(program), env=env, cpus=cpus.server
+                    Path(program).stem,
+                    variant_argv(program),
+                    env=env,
+                    ready=PATH,
+                    cpus=cpus.server,
                 )
             targets.append(load.Target(name, server.url + PATH, {"server": server.pid}))
         same_answer(targets)
@@ -448,6 +463,4 @@ def main() -> None:
     chart(targets, stamp_line)
 
     body = versions(cpus, seconds, warmup)
-    write_results(
-        VERSION_RESULTS, body, stamp([], {**programs, "uv": [uv(), "--version"]}), COMMAND
-    )
+    write_results(VERSION_RESULTS, body, stamp([], programs), COMMAND)
