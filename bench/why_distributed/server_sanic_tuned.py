@@ -4,6 +4,7 @@ Against recipe-api: the answer is encoded by orjson straight into a plain
 `HTTPResponse` (no `json()` helper), objects that live for the whole run are
 frozen out of the garbage collector's sight (`gc.freeze()`), and nothing else:
 one process, no access log, no debug, no banner, as recipe-api already runs.
+`ASGI=1` serves the same app with uvicorn (uvloop, httptools) instead of Sanic's server.
 Run: HOST=127.0.0.1 PORT=4007 python bench/why_distributed/server_sanic_tuned.py
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 
 import orjson
 from sanic import Request, Sanic
@@ -49,10 +51,19 @@ async def freeze(app: Sanic) -> None:
 
 
 if __name__ == "__main__":
-    app.run(
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "4007")),
-        single_process=True,
-        access_log=False,
-        debug=False,
-    )
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "4007"))
+    if os.environ.get("ASGI") == "1":
+        import uvicorn
+
+        signal.signal(signal.SIGTERM, lambda *_: None)  # see server_starlette.py
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+        )
+    else:
+        app.run(host=host, port=port, single_process=True, access_log=False, debug=False)

@@ -43,7 +43,7 @@ PATH = "/recipes/42"
 RECIPE_API = "why_distributed/recipe_api.py"
 HERE = "bench/why_distributed"  # the variant servers, relative to the root where they start
 ROUNDS = 5  # A B C ... A B C ...: the median of each server's rounds is reported
-DEFAULT_SECONDS = 3  # per run: (9 servers + 4 in the versions run) x 5 rounds x 3 s < 4 min
+DEFAULT_SECONDS = 3  # per run: (10 servers + 4 in the versions run) x 5 rounds x 3 s < 4 min
 PROFILE_SECONDS = 6  # per py-spy recording; two recordings
 SANIC_VERSIONS = ["24.12.0", "25.3.0", "25.12.1"]  # the last three release lines
 VERSION_PACKAGES = ["orjson", "pydantic", "pydantic-settings", "httpx"]  # recipe-api's imports
@@ -58,6 +58,7 @@ VERSION_RESULTS = "why_distributed/bench_sanic_versions.md"
 VARIANTS: list[tuple[str, str | None, dict[str, str]]] = [
     ("Sanic: recipe-api as shipped", None, {}),
     ("Sanic: tuned", "server_sanic_tuned.py", {}),
+    ("Sanic tuned, as ASGI on uvicorn", "server_sanic_tuned.py", {"ASGI": "1"}),
     ("FastAPI on uvicorn", "server_fastapi.py", {}),
     ("Starlette on uvicorn", "server_starlette.py", {}),
     ("Starlette on Granian (ASGI)", "server_starlette.py", {"GRANIAN": "1"}),
