@@ -242,6 +242,14 @@ class Visit:
     console_errors: list[str] = dataclasses.field(default_factory=list)
     outside: list[str] = dataclasses.field(default_factory=list)
     broken_diagrams: str | None = None
+    cut_code: list[str] = dataclasses.field(default_factory=list)
+
+
+# Code blocks wider than their box at the test's 1280 px window: the first line of
+# each, to name it. A reader would have to scroll sideways to read them.
+CUT_CODE = """() => [...document.querySelectorAll('.md-content pre > code')]
+  .filter(code => code.scrollWidth > code.clientWidth + 1)
+  .map(code => code.textContent.split('\\n')[0].slice(0, 60))"""
 
 
 SCREENSHOTS = {
@@ -270,6 +278,7 @@ def visit(browsing: Browsing, site: Path, path: str) -> Visit:
             seen.broken_diagrams = f"Mermaid requested from outside: {blocked_mermaid}"
         else:
             seen.broken_diagrams = wait_for_diagrams(browsing, expected, console_mark)
+    seen.cut_code = page.evaluate(CUT_CODE)
     if path in SCREENSHOTS:
         page.screenshot(path=browsing.screenshots / f"{SCREENSHOTS[path]}.png")
     seen.console_errors = browsing.errors_since(console_mark, outside_mark)
@@ -434,3 +443,9 @@ def test_the_404_page_offers_search_and_the_chapters(browsing: Browsing) -> None
     ]
     assert any(urlsplit(href).path == "/scaling/haproxy/" for href in found), found
     assert missing == [], "chapters the 404 page's content does not link to"
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_code_fits_the_page_at_1280_px(tour: Callable[[str], list[Visit]], group: str) -> None:
+    """No code block needs a sideways scroll in a 1280 px window (docs/stylesheets/extra.css)."""
+    assert {v.path: v.cut_code for v in tour(group) if v.cut_code} == {}
