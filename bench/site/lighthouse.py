@@ -25,6 +25,7 @@ from bench.common import ROOT, markdown_table, stamp, write_results
 RESULTS = "site/lighthouse.md"
 COMMAND = "./nox -s bench -- lighthouse"
 TOOLS = ROOT / "tools" / "lighthouse"
+STATIC_SERVER = Path(__file__).with_name("static_server.py")
 LIGHTHOUSE = TOOLS / "node_modules" / "lighthouse" / "cli" / "index.js"
 PAGES = {
     "Home": "",
@@ -90,7 +91,7 @@ def main() -> None:
         port = free_port()
         server = Process(
             "site",
-            [sys.executable, str(Path(__file__).with_name("static_server.py")), str(site), str(port)],
+            [sys.executable, str(STATIC_SERVER), str(site), str(port)],
             Path(scratch) / "server.log",
             cwd=site,
         ).start(ready=http_ok(f"http://127.0.0.1:{port}/"))
