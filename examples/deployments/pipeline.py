@@ -112,7 +112,7 @@ def build(repo: Path, commit: str, package: str, out: Path) -> Path:
 # --8<-- [end:build]
 
 
-# --8<-- [start:release]
+# --8<-- [start:names]
 def release_names(root: Path) -> list[int]:
     return sorted(int(p.name[1:]) for p in (root / "releases").glob("v*") if p.name[1:].isdigit())
 
@@ -133,6 +133,10 @@ def switch(root: Path, name: str) -> None:
     os.replace(link, root / "current")
 
 
+# --8<-- [end:names]
+
+
+# --8<-- [start:release]
 def release(build_dir: Path, config: Path, root: Path) -> str:
     """Unpack a build with one environment's configuration; make it current."""
     record = json.loads((build_dir / "build.json").read_text())
@@ -158,6 +162,10 @@ def release(build_dir: Path, config: Path, root: Path) -> str:
     return name
 
 
+# --8<-- [end:release]
+
+
+# --8<-- [start:rollback]
 def rollback(root: Path) -> str:
     """Make the release before the current one current again."""
     current = (root / "current").resolve().name
@@ -170,7 +178,7 @@ def rollback(root: Path) -> str:
     return name
 
 
-# --8<-- [end:release]
+# --8<-- [end:rollback]
 
 
 def main(argv: list[str] | None = None) -> int:
