@@ -143,7 +143,7 @@ def serve(host: str, port: int) -> None:
 # --8<-- [end:worker]
 
 
-# --8<-- [start:master]
+# --8<-- [start:slots]
 @dataclass
 class Slot:
     """One of the N places for a worker, and its restart history."""
@@ -170,6 +170,8 @@ def supervise(host: str, port: int, count: int) -> int:
     slots = [Slot() for _ in range(count)]
     for slot in slots:
         start(slot)
+    # --8<-- [end:slots]
+    # --8<-- [start:loop]
     code = 0
     while not stopping.is_set():
         # Sleep until a worker exits (its sentinel becomes readable) or a
@@ -205,8 +207,10 @@ def supervise(host: str, port: int, count: int) -> int:
                 start(slot)
     stop_all([slot.process for slot in slots if slot.process is not None])
     return code
+    # --8<-- [end:loop]
 
 
+# --8<-- [start:stop]
 def stop_all(processes: list[BaseProcess]) -> None:
     """Forward SIGTERM to every worker, then wait for each to finish."""
     for process in processes:
@@ -220,7 +224,7 @@ def stop_all(processes: list[BaseProcess]) -> None:
         print(f"worker {process.pid} stopped with {process.exitcode}", flush=True)
 
 
-# --8<-- [end:master]
+# --8<-- [end:stop]
 
 
 def main() -> None:
