@@ -267,7 +267,7 @@ def test_every_page_says_when_it_changed_and_where_to_edit_it(pages: list[Page])
 def test_abbreviations_explain_themselves_on_the_pages(pages: list[Page]) -> None:
     by_name = {page.name: page.html for page in pages}
     assert '<abbr title="Server Name Indication' in by_name["protocols/tls/index.html"]
-    assert '<abbr title="Service level objective' in by_name["scaling/load_testing/index.html"]
+    assert '<abbr title="Service level objective' in by_name["scaling/slos/index.html"]
 
 
 def test_the_footer_states_the_licence(pages: list[Page]) -> None:
