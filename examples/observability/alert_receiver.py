@@ -82,7 +82,7 @@ app.config.REQUEST_MAX_SIZE = 1024 * 1024  # Alertmanager batches; 1 MiB is plen
 app.config.MOTD = False
 
 
-# --8<-- [start:check]
+# --8<-- [start:alert]
 # Alertmanager's webhook body (version 4), as documented. Every text and every list
 # has a bound: one notification cannot make the receiver hold or print megabytes.
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -109,6 +109,10 @@ class Alert(BaseModel):
         return labels
 
 
+# --8<-- [end:alert]
+
+
+# --8<-- [start:webhook]
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -136,7 +140,7 @@ def problems(error: ValidationError, limit: int = 10) -> list[dict[str, str]]:
     ]
 
 
-# --8<-- [end:check]
+# --8<-- [end:webhook]
 
 
 def printable(text: str, limit: int = 200) -> str:

@@ -73,7 +73,7 @@ Level = Annotated[
 ]
 # --8<-- [end:levels]
 
-# --8<-- [start:settings]
+# --8<-- [start:environments]
 # Each environment is a complete set of defaults; a variable overrides one of them.
 ENVIRONMENTS = {
     "development": {"log_level": "debug", "log_format": "console"},
@@ -101,6 +101,8 @@ class Settings(BaseSettings):
         defaults = ENVIRONMENTS.get(values.get("app_env"), ENVIRONMENTS["development"])
         return {**defaults, **values}
 
+    # --8<-- [end:environments]
+    # --8<-- [start:udp_setting]
     @field_validator("log_udp", mode="before")
     @classmethod
     def udp_address(cls, value: object) -> object:
@@ -116,6 +118,7 @@ class Settings(BaseSettings):
         except socket.gaierror as error:
             raise ValueError(f"cannot resolve {host!r} ({error.strerror})") from None
         return info[0][4][0], int(port)
+        # --8<-- [end:udp_setting]
 
 
 def load_settings() -> Settings:
@@ -130,7 +133,6 @@ def load_settings() -> Settings:
 
 
 settings = load_settings()
-# --8<-- [end:settings]
 
 
 # --8<-- [start:udp]

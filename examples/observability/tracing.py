@@ -66,12 +66,12 @@ class TraceSettings(BaseSettings):
 # --8<-- [end:settings]
 
 
-# --8<-- [start:provider]
 # Read a caller's trace from either format; write both on outgoing calls, so that
 # a downstream service understands us whichever one it reads.
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), B3MultiFormat()])
 
 
+# --8<-- [start:exporter]
 STOP_GRACE = 2.0  # seconds the spans still queued get to leave when the service stops
 
 
@@ -105,6 +105,10 @@ class StoppingBatchSpanProcessor(BatchSpanProcessor):
         super().shutdown()
 
 
+# --8<-- [end:exporter]
+
+
+# --8<-- [start:provider]
 def make_provider(service: str, settings: TraceSettings) -> TracerProvider:
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
