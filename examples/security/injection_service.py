@@ -170,7 +170,7 @@ async def get_file(request: Request, name: str) -> HTTPResponse:
 # --8<-- [end:files]
 
 
-# --8<-- [start:destination]
+# --8<-- [start:non_public]
 def non_public(address: str) -> str | None:
     """What kind of internal address this is, or None for a public one."""
     ip = ipaddress.ip_address(address)
@@ -189,6 +189,10 @@ def literal_ip(host: str) -> str | None:
         return None
 
 
+# --8<-- [end:non_public]
+
+
+# --8<-- [start:destination]
 async def destination(url: httpx.URL) -> str:
     """The IP address to connect to for `url`, or Refused: decided before any connection."""
     if url.scheme not in ("http", "https"):
@@ -222,7 +226,6 @@ async def destination(url: httpx.URL) -> str:
 # --8<-- [end:destination]
 
 
-# --8<-- [start:fetch]
 class FetchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = Field(min_length=1, max_length=2048)
@@ -239,6 +242,7 @@ async def close_client(app: Sanic) -> None:
     await app.ctx.client.aclose()
 
 
+# --8<-- [start:fetch_checked]
 async def fetch_checked(url: httpx.URL) -> dict:
     for _hop in range(MAX_REDIRECTS + 1):
         ip = await destination(url)
@@ -266,6 +270,10 @@ async def fetch_checked(url: httpx.URL) -> dict:
     raise Refused(502, f"more than {MAX_REDIRECTS} redirects")
 
 
+# --8<-- [end:fetch_checked]
+
+
+# --8<-- [start:fetch]
 @app.post("/fetch")
 async def fetch(request: Request) -> HTTPResponse:
     try:

@@ -134,6 +134,10 @@ def parse(model: type[M], where: str, data: object) -> M:
         raise Invalid(error, where) from None
 
 
+# --8<-- [end:errors]
+
+
+# --8<-- [start:handlers]
 app = Sanic("validated-service", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = settings.max_body_bytes  # larger bodies get 413, unread
@@ -157,7 +161,7 @@ async def not_json(request: Request, error: NotJSON) -> HTTPResponse:
     return json({"error": "the body is not valid JSON", "problems": [{"loc": ["body"]}]}, 400)
 
 
-# --8<-- [end:errors]
+# --8<-- [end:handlers]
 
 
 # --8<-- [start:routes]
