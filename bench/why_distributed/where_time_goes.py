@@ -281,14 +281,21 @@ def same_answer(targets: list[load.Target]) -> None:
         raise RuntimeError(f"not the same answer as {targets[0].name}: {', '.join(different)}")
 
 
-def microseconds_per_request(target: load.Target) -> str:
+def microseconds_per_request(target: load.Target) -> float | None:
     """CPU time the server spent per answer: its CPU share over its requests per second."""
     cpu = load.median_known([run["server_cpu"] for run in target.runs])
-    return "n/a" if cpu is None else f"{cpu / target.requests_per_second() * 1e6:.0f}"
+    return None if cpu is None else cpu / target.requests_per_second() * 1e6
+
+
+def cost_columns(cost: float | None, node_cost: float | None) -> list[str]:
+    if cost is None or node_cost is None:
+        return ["n/a", "n/a"]
+    return [f"{cost:.0f}", f"{node_cost / cost:.2f}"]
 
 
 def framework_report(targets: list[load.Target], seconds: int, cpus: load.Cpus) -> str:
     node = targets[0].requests_per_second()
+    node_cost = microseconds_per_request(targets[0])
     rows = [
         [
             target.name,
@@ -297,13 +304,16 @@ def framework_report(targets: list[load.Target], seconds: int, cpus: load.Cpus) 
             load.milliseconds(target.median("latency", "p99")),
             sum(load.failures(run) for run in target.runs),
             load.percent(load.median_known([run["server_cpu"] for run in target.runs])),
-            microseconds_per_request(target),
+            *cost_columns(microseconds_per_request(target), node_cost),
         ]
         for target in targets
     ]
     parts = [
         markdown_table(
-            ["server", "req/s", "ratio to Node", "p99 ms", "errors", "server CPU", "CPU µs/req"],
+            [
+                *("server", "req/s", "ratio to Node", "p99 ms", "errors", "server CPU"),
+                *("CPU µs/req", "ratio by CPU"),
+            ],
             rows,
         ),
         f"`GET {PATH}`, the same JSON from every server; autocannon `-c {load.CONNECTIONS} "
@@ -311,7 +321,9 @@ def framework_report(targets: list[load.Target], seconds: int, cpus: load.Cpus) 
         f"{cpus.sentence}. Errors counts socket errors, timeouts and non-2xx answers over "
         "all rounds; server CPU is the median share of one core the server's processes used, "
         "and CPU µs/req that share divided by the requests per second: the CPU time one "
-        "answer costs.",
+        "answer costs. Ratio by CPU is Node's CPU µs/req over the server's: the ratio to "
+        "Node each would reach with a whole core to itself, which a busy machine blurs "
+        "less than requests per second.",
     ]
     starved = sum(1 for target in targets for run in target.runs if load.crowded_out(run))
     if starved:
@@ -323,34 +335,39 @@ def framework_report(targets: list[load.Target], seconds: int, cpus: load.Cpus) 
 
 
 def chart(targets: list[load.Target], stamp_line: str) -> None:
+    """Two panels: requests per second (ratio to Node), CPU µs per request (ratio by CPU)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     matplotlib.rcParams["svg.hashsalt"] = "where-time-goes"  # stable ids: reruns diff cleanly
-    node = targets[0].requests_per_second()
-    names = [target.name for target in targets][::-1]
-    values = [target.requests_per_second() for target in targets][::-1]
+    targets = targets[::-1]  # barh draws bottom up: Node on top
+    names = [target.name for target in targets]
     colors = [
         "#4c956c" if name == NODE else "#c44536" if name.startswith("Sanic") else "#577590"
         for name in names
     ]
-    fig, ax = plt.subplots(figsize=(8, 4.6))
-    bars = ax.barh(names, values, color=colors)
-    for bar, value in zip(bars, values, strict=True):
-        ax.text(
-            bar.get_width(),
-            bar.get_y() + bar.get_height() / 2,
-            f"  {value / node:.2f}x",
-            va="center",
-            fontsize=9,
-        )
-    ax.axvline(node, color="#4c956c", linestyle="--", linewidth=1)
-    ax.set_xlabel(f"requests per second, one process on one core (GET {PATH})")
-    ax.set_title("The same JSON answer: throughput and ratio to Node.js http")
-    ax.set_xlim(0, max(values) * 1.15)
-    ax.spines[["top", "right"]].set_visible(False)
+    rates = [target.requests_per_second() for target in targets]
+    costs = [microseconds_per_request(target) or 0.0 for target in targets]
+    node_rate, node_cost = rates[-1], costs[-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True)
+    panels = [
+        (left, rates, [rate / node_rate for rate in rates], "requests per second"),
+        (right, costs, [node_cost / cost if cost else 0.0 for cost in costs], "CPU µs per request"),
+    ]
+    for ax, values, ratios, label in panels:
+        bars = ax.barh(names, values, color=colors)
+        for bar, ratio in zip(bars, ratios, strict=True):
+            y = bar.get_y() + bar.get_height() / 2
+            ax.text(bar.get_width(), y, f" {ratio:.2f}x", va="center", fontsize=8)
+        ax.axvline(values[-1], color="#4c956c", linestyle="--", linewidth=1)
+        ax.set_xlabel(label)
+        ax.set_xlim(0, max(values) * 1.2)
+        ax.spines[["top", "right"]].set_visible(False)
+    left.set_title("throughput, ratio to Node", fontsize=10)
+    right.set_title("CPU per answer, ratio by CPU (lower bar: faster)", fontsize=10)
+    fig.suptitle(f"The same JSON answer (GET {PATH}), one process on one core")
     fig.text(0.01, 0.005, stamp_line, fontsize=5, color="#666666", wrap=True)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path = output_path(CHART)
@@ -420,29 +437,35 @@ def versions(cpus: load.Cpus, seconds: int, warmup: int) -> str:
         routing = {v: installed(p, "sanic-routing") for v, p in pythons.items()}
         orjson = {v: installed(p, "orjson") for v, p in pythons.items()}
     node_rps = targets[0].requests_per_second()
-    rows = [[NODE, "", f"{node_rps:,.0f}", "1.00", sum(map(load.failures, targets[0].runs))]]
-    for target, version in zip(targets[1:], SANIC_VERSIONS, strict=True):
+    node_cost = microseconds_per_request(targets[0])
+    rows = []
+    for target, extra in zip(targets, ["", *SANIC_VERSIONS], strict=True):
         rows.append(
             [
                 target.name,
-                f"sanic-routing {routing[version]}, orjson {orjson[version]}",
+                extra and f"sanic-routing {routing[extra]}, orjson {orjson[extra]}",
                 f"{target.requests_per_second():,.0f}",
                 f"{target.requests_per_second() / node_rps:.2f}",
+                *cost_columns(microseconds_per_request(target), node_cost),
                 sum(load.failures(run) for run in target.runs),
             ]
         )
-    return "\n\n".join(
-        [
-            markdown_table(
-                ["server", "installed with it", "req/s", "ratio to Node", "errors"], rows
-            ),
-            f"The same `examples/{RECIPE_API}`, each Sanic release installed with {uv_version()} "
-            "into a "
-            f"throwaway virtual environment (`sanic==X {' '.join(VERSION_PACKAGES)}`, newest "
-            f"of the rest); autocannon `-c {load.CONNECTIONS} -d {seconds}` on `GET {PATH}`, "
-            f"median of {ROUNDS} alternating rounds; {cpus.sentence}.",
-        ]
-    )
+    header = ["server", "installed with it", "req/s", "ratio to Node", "CPU µs/req"]
+    parts = [
+        markdown_table([*header, "ratio by CPU", "errors"], rows),
+        f"The same `examples/{RECIPE_API}`, each Sanic release installed with {uv_version()} "
+        f"into a throwaway virtual environment (`sanic==X {' '.join(VERSION_PACKAGES)}`, "
+        f"newest of the rest); autocannon `-c {load.CONNECTIONS} -d {seconds}` on "
+        f"`GET {PATH}`, median of {ROUNDS} alternating rounds; {cpus.sentence}. "
+        "CPU µs/req and ratio by CPU as in the comparison of frameworks.",
+    ]
+    starved = sum(1 for target in targets for run in target.runs if load.crowded_out(run))
+    if starved:
+        parts.append(
+            f"In {starved} of {ROUNDS * len(targets)} runs neither the server nor autocannon "
+            f"got {load.STARVED_BELOW:.0%} of its CPU: other work on the machine competed."
+        )
+    return "\n\n".join(parts)
 
 
 # --- all three -------------------------------------------------------------------------
