@@ -207,7 +207,7 @@ async def database_unavailable(request: Request, error: Exception) -> HTTPRespon
 # --8<-- [end:unavailable]
 
 
-# --8<-- [start:routes]
+# --8<-- [start:add_note]
 class Note(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -234,6 +234,10 @@ async def add_note(request: Request) -> HTTPResponse:
     return json({"id": str(note.id)}, status=201 if created else 200)
 
 
+# --8<-- [end:add_note]
+
+
+# --8<-- [start:other_routes]
 @app.get("/notes/count")
 async def count_notes(request: Request) -> HTTPResponse:
     async with request.app.ctx.pool.connection() as connection:
@@ -263,7 +267,7 @@ def pool_state(pool: AsyncConnectionPool) -> dict[str, int]:
     }
 
 
-# --8<-- [end:routes]
+# --8<-- [end:other_routes]
 
 
 def main() -> None:

@@ -140,7 +140,7 @@ def request_hash(order: Order) -> str:
 # --8<-- [end:validation]
 
 
-# --8<-- [start:orders]
+# --8<-- [start:route]
 @app.post("/orders")
 async def create_order(request: Request) -> HTTPResponse:
     key = request.headers.get("idempotency-key")
@@ -162,6 +162,10 @@ async def create_order(request: Request) -> HTTPResponse:
         return answer
 
 
+# --8<-- [end:route]
+
+
+# --8<-- [start:orders]
 async def once(key: str, fingerprint: str, order: Order) -> HTTPResponse:
     """Place the order if the key is new; otherwise replay the key's stored answer."""
     pool = app.ctx.pool
@@ -194,6 +198,10 @@ async def once(key: str, fingerprint: str, order: Order) -> HTTPResponse:
     return raw(body, status=status, content_type="application/json", headers=headers)
 
 
+# --8<-- [end:orders]
+
+
+# --8<-- [start:place]
 async def place(db: psycopg.AsyncConnection, order: Order) -> tuple[int, bytes]:
     """The effect itself, in the caller's transaction: one row in orders."""
     row = await db.execute(
@@ -206,7 +214,7 @@ async def place(db: psycopg.AsyncConnection, order: Order) -> tuple[int, bytes]:
     return 201, orjson.dumps(answer)
 
 
-# --8<-- [end:orders]
+# --8<-- [end:place]
 
 
 @app.get("/health")

@@ -125,7 +125,6 @@ class RetryableStatus(Exception):
         self.response = response
 
 
-# --8<-- [start:client]
 class RetryingClient:
     def __init__(
         self,
@@ -141,6 +140,7 @@ class RetryingClient:
         self.now = now  # for Retry-After dates
         self.on_wait = on_wait or (lambda seconds: None)
 
+    # --8<-- [start:client]
     async def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
         request = self.http.build_request(method, url, **kwargs)
         self.budget.deposit()
@@ -170,6 +170,8 @@ class RetryingClient:
             self.on_wait(wait)
             return wait
 
+        # --8<-- [end:client]
+        # --8<-- [start:attempts]
         try:
             async for attempt in stamina.retry_context(
                 on=retry_or_not, attempts=ATTEMPTS, timeout=DEADLINE
@@ -182,9 +184,7 @@ class RetryingClient:
         except RetryableStatus as last:
             return last.response  # out of retries: the caller sees the last answer
         raise AssertionError("unreachable")
-
-
-# --8<-- [end:client]
+        # --8<-- [end:attempts]
 
 
 class Settings(BaseSettings):
