@@ -186,6 +186,10 @@ class Snowflake:
         )
 
 
+# --8<-- [end:snowflake]
+
+
+# --8<-- [start:snowflake_ids]
 async def generator() -> Snowflake:
     # Claimed once per process, on first use: INCR gives each process a new number.
     async with app.ctx.claiming:
@@ -208,10 +212,10 @@ async def snowflake_ids(count: int) -> list[str]:
     return ids
 
 
-# --8<-- [end:snowflake]
+# --8<-- [end:snowflake_ids]
 
 
-# --8<-- [start:routes]
+# --8<-- [start:answer]
 class IdRequest(BaseModel):
     count: int = Field(1, ge=1, le=100)
 
@@ -245,6 +249,10 @@ async def answer(
     return json({"scheme": scheme, "pid": os.getpid(), "ids": ids})
 
 
+# --8<-- [end:answer]
+
+
+# --8<-- [start:routes]
 @app.post("/ids/local")
 async def ids_local(request: Request) -> HTTPResponse:
     return await answer(request, "local", local_ids)
