@@ -104,7 +104,7 @@ def recipe(i: int) -> dict:
 # --8<-- [end:recipes]
 
 
-# --8<-- [start:negotiation]
+# --8<-- [start:parse_accept]
 SUPPORTED = ("zstd", "br", "gzip")  # our preference when the client's q-values tie
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
@@ -125,6 +125,10 @@ def parse_accept_encoding(header: str) -> dict[str, float]:
     return accepted
 
 
+# --8<-- [end:parse_accept]
+
+
+# --8<-- [start:negotiation]
 def choose_encoding(header: str | None) -> str | None:
     """One of SUPPORTED, "identity", or None when the client accepts nothing we have."""
     if header is None:
@@ -182,6 +186,10 @@ class Gzip:
         return self._z.flush(zlib.Z_FINISH)
 
 
+# --8<-- [end:compressors]
+
+
+# --8<-- [start:other_compressors]
 class Brotli:
     def __init__(self) -> None:
         # Quality 11, the default, is for files compressed once; 5 suits live traffic.
@@ -214,7 +222,7 @@ class Zstd:
 COMPRESSORS: dict[str, type[Compressor]] = {"gzip": Gzip, "br": Brotli, "zstd": Zstd}
 
 
-# --8<-- [end:compressors]
+# --8<-- [end:other_compressors]
 
 app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JSONRenderer))
 app.config.FALLBACK_ERROR_FORMAT = "json"

@@ -191,7 +191,7 @@ def recipe_problems(error: ValidationError) -> list[dict[str, Any]]:
 # --8<-- [end:problems]
 
 
-# --8<-- [start:negotiation]
+# --8<-- [start:accept]
 QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 JSON_RANGES = {("application", "json"): 2, ("application", "*"): 1, ("*", "*"): 0}
 
@@ -221,6 +221,10 @@ def json_quality(accept: str | None) -> float:
     return quality if readable else 1.0
 
 
+# --8<-- [end:accept]
+
+
+# --8<-- [start:negotiation]
 def require_json_acceptable(request: Request) -> None:
     if json_quality(request.headers.get("accept")) == 0:
         message = "this resource is only available as application/json"
