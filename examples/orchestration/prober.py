@@ -112,7 +112,7 @@ def probe_once(client: httpx.Client, probe: Probe) -> tuple[bool, str]:
 # --8<-- [end:probe]
 
 
-# --8<-- [start:loop]
+# --8<-- [start:decisions]
 # What the kubelet does when a run of results reaches its threshold.
 DECISIONS = {
     ("liveness", False): "the kubelet would restart the container",
@@ -125,6 +125,10 @@ DECISIONS = {
 INITIAL = {"liveness": True, "readiness": False, "startup": None}
 
 
+# --8<-- [end:decisions]
+
+
+# --8<-- [start:loop]
 def run(probe: Probe) -> int:
     """Probe every period until a restart (1), a start (0), or Ctrl-C/SIGTERM (0)."""
     state, last, streak = INITIAL[probe.kind], None, 0
