@@ -63,7 +63,7 @@ settings = load_settings()
 # --8<-- [end:settings]
 
 
-# --8<-- [start:app]
+# --8<-- [start:setup]
 MAX_ID = 2**31 - 1
 
 RECIPES = {
@@ -84,8 +84,10 @@ app = Sanic("recipe-api", dumps=orjson.dumps, error_handler=ErrorHandler(base=JS
 app.config.FALLBACK_ERROR_FORMAT = "json"
 app.config.REQUEST_MAX_SIZE = 64 * 1024  # larger bodies get 413
 app.config.MOTD = False
+# --8<-- [end:setup]
 
 
+# --8<-- [start:routes]
 @app.get("/recipes/<recipe_id:int>")
 async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
     if not 1 <= recipe_id <= MAX_ID:
@@ -101,6 +103,7 @@ async def health(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
 
 
+# --8<-- [end:routes]
 # --8<-- [start:live]
 @app.get("/live")
 async def live(request: Request) -> HTTPResponse:
@@ -109,9 +112,6 @@ async def live(request: Request) -> HTTPResponse:
 
 
 # --8<-- [end:live]
-
-
-# --8<-- [end:app]
 
 
 # --8<-- [start:run]
