@@ -16,7 +16,7 @@ from kit.process import ROOT, wait_until
 
 SERVICE = "resilience/breaker_web_api.py"
 SHOWN = ROOT / "snippets" / "resilience" / "breaker_states.out"
-PAGE = ROOT / "docs" / "resilience" / "retries.md"
+PAGE = ROOT / "docs" / "resilience" / "breakers.md"
 THRESHOLD = 3
 POLL_BOUND = 20.0  # seconds: a bound on waiting, never a pass/fail threshold
 # Short by setting, so that the test waits ~1 s; the default is 30 s.

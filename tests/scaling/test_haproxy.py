@@ -39,6 +39,7 @@ TLS = f"{SNIPPETS}/haproxy_tls.cfg"
 BACKPRESSURE = f"{SNIPPETS}/haproxy_backpressure.cfg"
 RATELIMIT = f"{SNIPPETS}/haproxy_ratelimit.cfg"
 PAGE = ROOT / "docs/scaling/haproxy.md"
+EDGE_PAGE = ROOT / "docs/scaling/haproxy_edge.md"  # compression, TLS, back pressure, rate limits
 PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # `python` is ours
 BOUND = 30.0  # seconds: a generous bound for a state to be reached, never a threshold
 
@@ -406,7 +407,7 @@ def test_past_the_rate_limit_a_client_gets_429(run_example, haproxy) -> None:
 def test_the_page_runs_each_cfg_with_the_command_the_tests_use(haproxy, cfg: str) -> None:
     """The fixture starts HAProxy with the command of the script the page shows."""
     script = cfg.removesuffix(".cfg") + ".sh"
-    text = PAGE.read_text()
+    text = (PAGE if cfg == LB else EDGE_PAGE).read_text()
     assert f'```bash title="{script}"\n--8<-- "{script}"\n```' in text
     assert f'--8<-- "{cfg}"' in text
     assert shlex.join(haproxy.command(cfg)) in (ROOT / cfg).read_text()  # its own comment
