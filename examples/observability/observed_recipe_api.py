@@ -202,6 +202,10 @@ class LogLines:
             self.flush()
 
 
+# --8<-- [end:logs]
+
+
+# --8<-- [start:log_requests]
 # Unique across processes (random prefix) and cheap (no system call per request).
 ID_PREFIX = os.urandom(6).hex()
 ID_COUNTER = itertools.count(1)
@@ -244,7 +248,7 @@ def use_logs(udp: tuple[str, int] | None) -> LogLines:
     return lines
 
 
-# --8<-- [end:logs]
+# --8<-- [end:log_requests]
 
 
 # --8<-- [start:metrics]
