@@ -194,7 +194,9 @@ def stamp_flamegraph(path: Path, title: str, stamp_line: str) -> None:
 
 def profile(cpus: load.Cpus) -> None:
     with load.Servers("where-profile") as servers:
-        api = servers.example(RECIPE_API, cpus=cpus.server)
+        # A PYTHON* variable makes the kit start a plain process instead of a fork of its
+        # fork server, so that the stacks start in recipe_api.py, not in the kit.
+        api = servers.example(RECIPE_API, env={"PYTHONNOUSERSITE": "1"}, cpus=cpus.server)
         url = api.url + PATH
         load.autocannon(url, 2, cpus=cpus.load)  # warm-up
         with tempfile.TemporaryDirectory(prefix="where-profile-") as tmp:
