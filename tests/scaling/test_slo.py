@@ -1,4 +1,4 @@
-"""Load testing and SLOs: every claim of docs/scaling/load_testing.md and slos.md, over real sockets.
+"""Load testing and SLOs: the claims of docs/scaling/load_testing.md and slos.md, on sockets.
 
 slo_check.py is started with the run line from its docstring (only the SLO file
 and the URL change). These tests check the checker's logic, never a machine's
