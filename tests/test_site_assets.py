@@ -19,17 +19,14 @@ tests/site/ loads the same pages in a browser; this module reads the files.
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from kit import sysdeps
+from kit import site as kit_site
 from kit.process import ROOT
 
 SITE_URL = "https://distributed-python.github.io/"
@@ -104,19 +101,10 @@ def is_outside(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("site")
-    sysdeps.require_npm_tools()  # mermaid, which the build copies in
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(directory)],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return directory
+def site() -> Path:
+    """The site built from this tree, strictly (kit.site: once per tree, shared with
+    the browser test)."""
+    return kit_site.built_site()
 
 
 class Page:

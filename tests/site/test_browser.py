@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from kit import sysdeps
+from kit import site, sysdeps
 from kit.process import LOOPBACK, ROOT, Process, free_port, http_ok
 from playwright.sync_api import (
     Browser,
@@ -76,24 +75,10 @@ RENDERED_DIAGRAMS = """
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site built from this tree, strictly; a failed build fails, never skips."""
-    # The test group includes the docs group: mkdocs sits beside this interpreter.
-    mkdocs = Path(sys.executable).parent / "mkdocs"
-    assert mkdocs.exists(), f"no {mkdocs}: the test venv lacks the docs group (uv sync)"
-    out = tmp_path_factory.mktemp("site")
-    sysdeps.require_npm_tools()  # mermaid, which the build copies in
-    result = subprocess.run(
-        [str(mkdocs), "build", "--strict", "--quiet", "--site-dir", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}{result.stderr}"
-    return out
+def built_site() -> Path:
+    """The site built from this tree, strictly (kit.site: once per tree, shared with
+    tests/test_site_assets.py); a failed build fails, never skips."""
+    return site.built_site()
 
 
 @pytest.fixture(scope="module")
