@@ -354,9 +354,15 @@ def every_worker_answers(service: Service, url: str) -> Callable[[], bool]:
     return ready
 
 
-def launch(start_example, request: pytest.FixtureRequest, service: Service) -> Started:
-    """Start the service with its run line, ready as its kind says it is."""
+def launch(
+    start_example, request: pytest.FixtureRequest, service: Service, *, exec_fresh: bool = False
+) -> Started:
+    """Start the service with its run line, ready as its kind says it is. `exec_fresh`
+    starts a new interpreter instead of a fork of the kit's warm one (kit.forkserver): a
+    PYTHON* variable opts out, and PYTHONNOUSERSITE changes nothing in a venv."""
     env = start_env(service, request)
+    if exec_fresh:
+        env["PYTHONNOUSERSITE"] = "1"
     context = client_context(service, request.getfixturevalue("certs")) if service.tls else None
     port: int | None = None
     if service.grpc_server:
@@ -383,8 +389,11 @@ def launch(start_example, request: pytest.FixtureRequest, service: Service) -> S
 
 @pytest.fixture
 def start(run_example, request: pytest.FixtureRequest) -> Callable[[Service], Started]:
-    """A fresh start of a service, for this test alone."""
-    return lambda service: launch(run_example, request, service)
+    """A fresh start of a service, for this test alone: a new interpreter, as a reader
+    starts it. The signal checks use it: a fork of the kit's server once (rarely, under
+    load) showed a service deaf to SIGINT, a difference from a real start that these
+    checks must not depend on."""
+    return lambda service: launch(run_example, request, service, exec_fresh=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ tests/conftest.py registers this module once (`pytest_plugins`).
 
 from __future__ import annotations
 
+import re
 import signal
+from typing import Any
 
 import pytest
 
@@ -46,3 +48,43 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """No process outlives the session, whatever a test left behind."""
     process.stop_all()
+
+
+# --- scheduling over xdist workers --------------------------------------------------
+# `--dist loadfile` keeps a module on one worker, so that its module-scoped services
+# are started once. Two refinements keep the run from ending on one long module:
+# the longest modules are handed out first (the rest keep their order), and the
+# contract module, the longest of all (about 110 s, every service of the site), is
+# split per service: each service's checks stay together on one worker.
+LONGEST_FIRST = (
+    "tests/site/test_browser.py",
+    "tests/scaling/test_workers.py",
+    "tests/containers/test_images.py",
+    "tests/containers/test_compose.py",
+    "tests/observability/test_tracing.py",
+    "tests/protocols/test_graphql.py",
+    "tests/scaling/test_haproxy.py",
+    "tests/protocols/test_http.py",
+)
+CONTRACT = "tests/test_contract.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrServiceScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            if scope == CONTRACT and (service := re.search(r"\[([\w/]+\.py)", nodeid)):
+                return f"{scope}::{service[1]}"
+            return scope
+
+    if config.getoption("dist") != "loadfile":
+        return None  # another --dist: xdist's own scheduler
+    return FileOrServiceScheduling(config, log)
