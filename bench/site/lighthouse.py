@@ -30,7 +30,7 @@ LIGHTHOUSE = TOOLS / "node_modules" / "lighthouse" / "cli" / "index.js"
 PAGES = {
     "Home": "",
     "HTTP on the wire (chapter 2)": "protocols/http/",
-    "Retries and circuit breakers (chapter 8)": "resilience/retries/",
+    "Retries (chapter 8)": "resilience/retries/",
 }
 CATEGORIES = {
     "performance": "Performance",
