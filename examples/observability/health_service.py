@@ -151,6 +151,8 @@ async def status_of(name: str, check) -> dict[str, str]:
 # --8<-- [start:routes]
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     # Both checks at once: the answer takes the slowest one, not their sum.
     postgres, cache = await asyncio.gather(
         status_of("postgres", check_postgres), status_of("redis", check_redis)

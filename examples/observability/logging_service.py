@@ -312,6 +312,8 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     shipper: UdpShipper | None = app.ctx.shipper
     udp = {"sent": shipper.sent, "failed": shipper.failed} if shipper else None
     return json({"status": "ok", "log_udp": udp})

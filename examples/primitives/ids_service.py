@@ -280,6 +280,8 @@ async def ids_snowflake(request: Request) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     return json({"status": "UP"})  # Redis down is a 503 on its routes, not a dead process
 
 

@@ -329,6 +329,8 @@ async def upload_recipes(request: Request) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     return json({"status": "ok"})
 
 

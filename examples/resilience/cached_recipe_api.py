@@ -188,6 +188,8 @@ async def recipe(request: Request, recipe_id: int) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     try:
         await cache_call(lambda client: client.version())
         cache = "ok"

@@ -98,6 +98,8 @@ install_chaos(app, settings)  # all rates 0: nothing happens
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     return json({"status": "ok", "chaos": "on" if request.app.ctx.chaos.on else "off"})
 
 

@@ -248,6 +248,8 @@ async def count_notes(request: Request) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     pool: AsyncConnectionPool = request.app.ctx.pool
     try:
         async with pool.connection() as connection:

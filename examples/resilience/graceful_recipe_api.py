@@ -117,6 +117,8 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 # --8<-- [start:probes]
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     # Readiness: "send me traffic?" Not before the signal handlers below are
     # in place, and not from the first signal on.
     if request.app.ctx.state != "ready":

@@ -219,6 +219,8 @@ async def place(db: psycopg.AsyncConnection, order: Order) -> tuple[int, bytes]:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     try:
         async with app.ctx.pool.connection(timeout=2) as db:
             await db.execute("SELECT 1")

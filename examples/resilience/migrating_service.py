@@ -186,6 +186,8 @@ async def get_recipe(request: Request, recipe_id: int) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     try:
         async with request.app.ctx.pool.connection() as connection:
             await connection.execute("SELECT 1")

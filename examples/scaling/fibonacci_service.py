@@ -101,6 +101,8 @@ async def count_visit(request: Request) -> HTTPResponse:
 
 @app.get("/health")
 async def health(request: Request) -> HTTPResponse:
+    if not app.state.is_running:  # start-up not over: a SIGTERM now would be lost
+        return json({"status": "starting"}, status=503)
     return json({"status": "ok", "pid": os.getpid()})
 
 
