@@ -29,6 +29,7 @@ from kit.process import (
     StartupError,
     free_port,
     http_ok,
+    http_started,
     port_open,
 )
 from kit.snippets import example_command, install_line
@@ -118,8 +119,9 @@ def start_example(
     """Start `examples/<example>` with the run line from its docstring.
 
     HOST and PORT point at a free loopback port; `env` adds or overrides variables
-    (TARGET, REDIS_URL...). `ready` is an HTTP path that must answer 2xx, "port" to
-    wait until the port accepts connections, a callable, or "" not to wait.
+    (TARGET, REDIS_URL...). `ready` is an HTTP path that must answer 2xx, "started" for
+    a /health that may answer an error once start-up is over (a dependency down), "port"
+    to wait until the port accepts connections, a callable, or "" not to wait.
     """
     line_env, argv = command_for(example)
     port = port or free_port()
@@ -127,6 +129,8 @@ def start_example(
     running = RunningExample(example, port, log_dir, argv=[*argv, *(args or [])], env=child_env)
     if ready == "port":
         check: Callable[[], object] | None = lambda: port_open(port)  # noqa: E731
+    elif ready == "started":  # /health answers anything but 503 "starting"
+        check = http_started(running.url + "/health")
     elif isinstance(ready, str):
         check = http_ok(running.url + ready) if ready else None
     else:

@@ -113,6 +113,26 @@ def http_ok(url: str) -> Callable[[], bool]:
     return ready
 
 
+def http_started(url: str) -> Callable[[], bool]:
+    """A readiness check for a service whose dependencies may be down: GET `url` (its
+    /health) answers, and not 503 "starting", which every service says until its start-up
+    is over (before then, a SIGTERM can be lost: docs/observability/health_checks.md)."""
+
+    def ready() -> bool:
+        try:
+            response = httpx.get(url, timeout=5)  # its checks may take their own timeouts
+        except httpx.TransportError:
+            return False
+        if response.status_code != 503:
+            return True
+        try:
+            return response.json().get("status") != "starting"
+        except ValueError:
+            return True
+
+    return ready
+
+
 def udp_bound(port: int) -> bool:
     """A process listens on 127.0.0.1:port/udp (/proc/net/udp lists the socket once bound)."""
     local = f"0100007F:{port:04X}"

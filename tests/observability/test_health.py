@@ -95,7 +95,7 @@ def test_postgres_down_is_500_down_and_recovers(
 
 def test_hung_redis_is_degraded_with_a_timeout(run_example, postgres_server, hung_server) -> None:
     redis_url = f"redis://{LOOPBACK}:{hung_server}/0"
-    service = start(run_example, postgres_server.url, redis_url, ready="port")
+    service = start(run_example, postgres_server.url, redis_url, ready="started")
     response = health(service.url)  # answers instead of hanging
     assert response.status_code == 200
     assert response.json()["status"] == "DEGRADED"
@@ -104,7 +104,7 @@ def test_hung_redis_is_degraded_with_a_timeout(run_example, postgres_server, hun
 
 def test_hung_postgres_is_down_with_a_timeout(run_example, redis_server, hung_server) -> None:
     url = f"postgresql://postgres@{LOOPBACK}:{hung_server}/postgres"
-    service = start(run_example, url, redis_server.url, ready="port")
+    service = start(run_example, url, redis_server.url, ready="started")
     response = health(service.url)
     assert response.status_code == 500
     assert response.json()["status"] == "DOWN"
@@ -118,7 +118,7 @@ def test_both_hung_answer_together(run_example, hung_server) -> None:
         run_example,
         f"postgresql://postgres@{hung}/postgres",
         f"redis://{hung}/0",
-        ready="port",
+        ready="started",
         HEALTH_TIMEOUT="0.5",
     )
     response = health(service.url)
@@ -138,7 +138,7 @@ def test_starts_with_dependencies_down_and_stays_live(run_example) -> None:
         run_example,
         f"postgresql://postgres@{LOOPBACK}:{closed}/postgres",
         f"redis://{LOOPBACK}:{closed}/0",
-        ready="port",
+        ready="started",
     )
     assert health(service.url).json()["status"] == "DOWN"
     live = httpx.get(f"{service.url}/live")
@@ -157,7 +157,7 @@ def test_password_never_in_a_response_or_the_log(run_example, postgres_server) -
         run_example,
         f"postgresql://postgres:{CANARY}@{LOOPBACK}:{closed}/postgres",
         bad_redis,
-        ready="port",
+        ready="started",
     )
     responses = [health(up.url), health(down.url), health(down.url)]
     assert responses[1].json()["checks"]["postgres"]["status"] == "DOWN"

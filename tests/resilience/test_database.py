@@ -314,7 +314,9 @@ def test_postgres_restart_503_while_down_recovers_and_loses_no_write(
 
 def test_starts_without_postgres_and_answers_503(run_example: StartExample) -> None:
     nowhere = f"postgresql://app@127.0.0.1:{free_port()}/notes"  # nothing listens there
-    service = run_example(SERVICE, env={"DATABASE_URL": nowhere, "DB_TIMEOUT": "1"}, ready="port")
+    service = run_example(
+        SERVICE, env={"DATABASE_URL": nowhere, "DB_TIMEOUT": "1"}, ready="started"
+    )
     health = httpx.get(f"{service.url}/health", timeout=10)
     assert health.status_code == 503
     assert health.json()["status"] == "DOWN"
