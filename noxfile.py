@@ -91,6 +91,15 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet_mkdocs(session))
 
 
+@nox.session(default=False)
+def diagrams(session: nox.Session) -> None:
+    """Draw each new or changed ```mermaid fence of docs/ to SVG (tools/diagrams.py), in
+    Debian's chromium through Playwright (the test group), for hooks/mermaid.py to
+    inline; delete the SVGs no fence uses. `-- --all` draws every diagram again."""
+    install_group(session, "test")
+    session.run("python", "tools/diagrams.py", *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every example against real services, every inline block.

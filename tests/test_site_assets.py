@@ -3,9 +3,9 @@
 The site is built once, with --strict, into a temporary directory. Then:
 - no page loads a script, stylesheet, font, image or frame from another host (links
   a reader may follow, `<a href>`, are fine);
-- Mermaid is the npm package pinned in package-lock.json, copied into the site, and
-  every page with a diagram loads that copy (Material fetches it from unpkg.com only
-  when no `mermaid` is loaded);
+- no page loads Mermaid: each diagram is SVG drawn ahead of time and inlined
+  (hooks/mermaid.py), and no `pre.mermaid` is left for Material to render (it would
+  fetch Mermaid from unpkg.com);
 - no page asks for Google Fonts, nor mounts Material's repository widget (which
   calls the GitHub API);
 - the 404 page offers search and links every chapter;
@@ -18,19 +18,16 @@ tests/site/ loads the same pages in a browser; this module reads the files.
 
 from __future__ import annotations
 
-import json
-import posixpath
 import re
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from kit import site as kit_site
 from kit.process import ROOT
 
 SITE_URL = "https://distributed-python.github.io/"
-MERMAID = "javascripts/mermaid.min.js"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 CHAPTERS = sorted(path.parent.name for path in (ROOT / "docs").glob("*/index.md"))
 
@@ -157,38 +154,17 @@ def test_google_fonts_appear_nowhere(site: Path) -> None:
             assert "fonts.gstatic.com" not in text, path
 
 
-def locked_mermaid() -> str:
-    lock = json.loads((ROOT / "package-lock.json").read_text())
-    declared = json.loads((ROOT / "package.json").read_text())["dependencies"]["mermaid"]
-    locked = lock["packages"]["node_modules/mermaid"]["version"]
-    assert declared == locked  # pinned exactly, not a range
-    return locked
-
-
-def test_mermaid_in_the_site_is_the_version_package_lock_pins(site: Path) -> None:
-    bundled = (site / MERMAID).read_text(encoding="utf-8")
-    assert re.findall(r'\{version:"([^"]+)"\}', bundled) == [locked_mermaid()]
-    # The npm package's own file, byte for byte, not a copy someone committed.
-    node_modules = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
-    assert bundled == node_modules.read_text(encoding="utf-8")
-    assert 'globalThis["mermaid"]' in bundled  # the global Material looks for
-
-
-def test_every_page_with_a_diagram_loads_the_bundled_mermaid(pages: list[Page]) -> None:
-    with_diagrams = []
+def test_no_page_loads_mermaid(site: Path, pages: list[Page]) -> None:
+    assert sorted(site.rglob("*mermaid*")) == []  # the 3.5 MB script is not even copied
     for page in pages:
-        scripts = {
-            posixpath.normpath(urljoin(page.name, src))
-            for src in page.resources.scripts
-            if not urlsplit(src).netloc
-        }
-        if 'class="mermaid"' in page.html:
-            with_diagrams.append(page.name)
-            assert MERMAID in scripts, page.name
-        else:  # 3.5 MB that a page without a diagram does not need
-            assert MERMAID not in scripts, page.name
+        assert not [src for src in page.resources.scripts if "mermaid" in src], page.name
+        assert 'class="mermaid"' not in page.html, page.name
+
+
+def test_every_diagram_is_in_its_page_as_svg(pages: list[Page]) -> None:
+    with_diagrams = [page.name for page in pages if '<figure class="diagram"><svg' in page.html]
     assert "why_distributed/event_loop/index.html" in with_diagrams
-    assert len(with_diagrams) >= 4
+    assert len(with_diagrams) >= 20
 
 
 def test_no_page_mounts_the_repository_widget_that_calls_the_github_api(

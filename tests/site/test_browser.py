@@ -4,8 +4,10 @@ The site is built once with `mkdocs build --strict` into a temporary directory,
 served on loopback by `python -m http.server`, and read in headless Chromium
 (Debian's, driven by Playwright through `executable_path`: browser downloads are
 not reachable here). Every page of the sitemap is loaded once; that one load
-records its console errors, its requests beyond 127.0.0.1 (all blocked) and its
-Mermaid diagrams (one test per chapter and claim, so a failure names both). The
+records its console errors, its requests beyond 127.0.0.1 (all blocked), its
+diagrams (SVG drawn ahead of time, hooks/mermaid.py: one shown in the light scheme
+and one in the dark, and no request for Mermaid) (one test per chapter and claim, so
+a failure names both). The
 other tests click through what a reader clicks: the chapter navigation, search, a
 copy button, the light/dark toggle, the 404 page.
 
@@ -20,7 +22,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,36 +43,29 @@ from playwright.sync_api import (
 
 # Every chapter of the book: a folder of docs/ with an index page.
 CHAPTERS = sorted(index.parent.name for index in (ROOT / "docs").glob("*/index.md"))
-# What a page may wait for (a diagram to render, search results): generous for a busy
+# What a page may wait for (search results, a link to follow): generous for a busy
 # machine, and only ever spent in full when something is broken.
 WAIT_MS = 10_000
 # Any URL that does not go to the local server: aborted before it leaves, and recorded.
 OUTSIDE = re.compile(rf"^(?!(https?|wss?)://{re.escape(LOOPBACK)}[:/]).+:")
 SEARCH_INDEX = "search/search_index.json"
 
-# Material renders each diagram into a *closed* shadow root. This init script keeps a
-# handle on every shadow root a page attaches (the mode stays closed), so the test can
-# look inside for the SVG.
-KEEP_SHADOW_ROOTS = """
-(() => {
-  const attach = Element.prototype.attachShadow;
-  const roots = new WeakMap();
-  window.__shadowRoots = roots;
-  Element.prototype.attachShadow = function (init) {
-    const root = attach.call(this, init);
-    roots.set(this, root);
-    return root;
-  };
-})();
+# For each diagram of the page (figure.diagram, hooks/mermaid.py), the schemes of the
+# SVGs a reader sees ("light", "dark", "light,dark", "" for none), with "(too wide)"
+# when one runs past the content column.
+SHOWN_DIAGRAMS = """
+() => [...document.querySelectorAll("figure.diagram")].map((figure) => {
+  const column = figure.closest(".md-content").getBoundingClientRect();
+  const shown = [...figure.querySelectorAll(":scope > svg")].filter((svg) => {
+    const box = svg.getBoundingClientRect();
+    return box.width > 10 && box.height > 10 && getComputedStyle(svg).visibility !== "hidden";
+  });
+  const wide = shown.some((svg) => svg.getBoundingClientRect().right > column.right + 1);
+  return shown.map((svg) => svg.id.split("-").pop()).join(",") + (wide ? " (too wide)" : "");
+})
 """
-# How many div.mermaid hosts hold a rendered SVG that is not mermaid's error diagram.
-RENDERED_DIAGRAMS = """
-() => [...document.querySelectorAll("div.mermaid")].filter((host) => {
-  const root = window.__shadowRoots && window.__shadowRoots.get(host);
-  const svg = root && root.querySelector("svg");
-  return svg && svg.getAttribute("aria-roledescription") !== "error";
-}).length
-"""
+# The scheme Material's toggle sets on <body>, and the SVG each one must show.
+SCHEMES = {"default": "light", "slate": "dark"}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +99,7 @@ class Browsing:
     screenshots: Path
     outside: list[str] = dataclasses.field(default_factory=list)  # blocked request URLs
     console: list[str] = dataclasses.field(default_factory=list)  # errors, uncaught exceptions
+    mermaid: list[str] = dataclasses.field(default_factory=list)  # requests for Mermaid
     # Material's search worker fetches and indexes the whole site's text (about 2 MB) on
     # every page load: half the time of a tour of every page. Pages get an empty index
     # unless a test searches (the `real_search` fixture).
@@ -122,6 +117,11 @@ class Browsing:
 
     def marks(self) -> tuple[int, int]:
         return len(self.console), len(self.outside)
+
+    def requests_for_mermaid_since(self, start: Callable[[], object]) -> list[str]:
+        mark = len(self.mermaid)
+        start()
+        return self.mermaid[mark:]
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,6 @@ def browsing(
         permissions=["clipboard-read", "clipboard-write"],
     )
     context.set_default_timeout(WAIT_MS)
-    context.add_init_script(KEEP_SHADOW_ROOTS)
     page = context.new_page()
     seen = Browsing(page, base_url, tmp_path_factory.mktemp("screenshots"))
 
@@ -178,6 +177,8 @@ def browsing(
     context.route(OUTSIDE, block)
     context.route(f"**/{SEARCH_INDEX}", search_index)
     page.on("console", console)
+    # From the site or from outside: a page that asks for Mermaid runs it in the browser.
+    context.on("request", lambda r: seen.mermaid.append(r.url) if "mermaid" in r.url else None)
     page.on("pageerror", lambda error: seen.console.append(f"uncaught: {error}"))
     yield seen
     context.close()
@@ -198,24 +199,33 @@ def site_pages(site: Path) -> list[str]:
     return [*paths, "/404.html"]
 
 
-def expected_diagrams(site: Path, path: str) -> int:
+def built_page(site: Path, path: str) -> str:
     html = site / path.lstrip("/")
-    html = html / "index.html" if path.endswith("/") else html
-    return len(re.findall(r'<pre class="mermaid"', html.read_text()))
+    return (html / "index.html" if path.endswith("/") else html).read_text()
 
 
-def wait_for_diagrams(browsing: Browsing, expected: int, console_mark: int) -> str | None:
-    """None once `expected` diagrams are SVGs; else what went wrong. An uncaught error
-    (Mermaid's parse errors are) ends the wait at once: that diagram will not come."""
+def expected_diagrams(site: Path, path: str) -> int:
+    return built_page(site, path).count('<figure class="diagram">')
+
+
+def unshown_diagrams(browsing: Browsing, expected: int, name: str | None) -> str | None:
+    """None when each of the `expected` diagrams shows its light SVG in the light scheme
+    and its dark one in the dark, inside the column; else what the reader sees. The
+    scheme is switched as Material's toggle does, on <body>, and set back."""
     page = browsing.page
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while (rendered := page.evaluate(RENDERED_DIAGRAMS)) < expected:
-        uncaught = [e for e in browsing.console[console_mark:] if e.startswith("uncaught")]
-        if uncaught or time.monotonic() > deadline:
-            why = uncaught[0].splitlines()[:2] if uncaught else [f"none after {WAIT_MS} ms"]
-            return f"{rendered} of {expected} rendered to an SVG: {' '.join(why)}"
-        page.wait_for_timeout(50)
-    return None
+    body = page.locator("body")
+    before = body.get_attribute("data-md-color-scheme")
+    problems = []
+    for scheme, svg in SCHEMES.items():
+        body.evaluate("(body, scheme) => body.setAttribute('data-md-color-scheme', scheme)", scheme)
+        shown = page.evaluate(SHOWN_DIAGRAMS)
+        if shown != [svg] * expected:
+            problems.append(f"{scheme}: {shown or 'no figure'} where {expected} x {svg!r}")
+        if name:
+            page.screenshot(path=browsing.screenshots / f"{name}-{scheme}.png")
+    if before is not None:
+        body.evaluate("(body, scheme) => body.setAttribute('data-md-color-scheme', scheme)", before)
+    return "; ".join(problems) or None
 
 
 @dataclasses.dataclass
@@ -227,6 +237,7 @@ class Visit:
     console_errors: list[str] = dataclasses.field(default_factory=list)
     outside: list[str] = dataclasses.field(default_factory=list)
     broken_diagrams: str | None = None
+    mermaid_requests: list[str] = dataclasses.field(default_factory=list)
     cut_code: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -239,7 +250,7 @@ CUT_CODE = """() => [...document.querySelectorAll('.md-content pre > code')]
 
 SCREENSHOTS = {
     "/": "home",
-    "/why_distributed/sample_services/": "sample_services-mermaid",
+    "/why_distributed/sample_services/": "sample_services-diagram",
     "/scaling/haproxy/": "haproxy",
     "/404.html": "404",
 }
@@ -249,6 +260,7 @@ def visit(browsing: Browsing, site: Path, path: str) -> Visit:
     page = browsing.page
     seen = Visit(path)
     console_mark, outside_mark = browsing.marks()
+    mermaid_mark = len(browsing.mermaid)
     try:
         response = page.goto(path, wait_until="load")
     except Error as error:
@@ -256,18 +268,16 @@ def visit(browsing: Browsing, site: Path, path: str) -> Visit:
         return seen
     if response is None or not response.ok:
         seen.failed = f"HTTP {response.status if response else '?'}"
-    expected = expected_diagrams(site, path)
-    if expected:
-        blocked_mermaid = [url for url in browsing.outside[outside_mark:] if "mermaid" in url]
-        if blocked_mermaid:  # no need to wait for what cannot arrive
-            seen.broken_diagrams = f"Mermaid requested from outside: {blocked_mermaid}"
-        else:
-            seen.broken_diagrams = wait_for_diagrams(browsing, expected, console_mark)
+    if 'class="mermaid"' in built_page(site, path):
+        seen.broken_diagrams = "a mermaid block left for the browser to render"
+    elif expected := expected_diagrams(site, path):
+        seen.broken_diagrams = unshown_diagrams(browsing, expected, SCREENSHOTS.get(path))
     seen.cut_code = page.evaluate(CUT_CODE)
-    if path in SCREENSHOTS:
+    if path in SCREENSHOTS and not expected_diagrams(site, path):
         page.screenshot(path=browsing.screenshots / f"{SCREENSHOTS[path]}.png")
     seen.console_errors = browsing.errors_since(console_mark, outside_mark)
     seen.outside = browsing.outside[outside_mark:]
+    seen.mermaid_requests = browsing.mermaid[mermaid_mark:]
     return seen
 
 
@@ -326,17 +336,45 @@ def test_no_page_logs_a_console_error(tour: Callable[[str], list[Visit]], group:
 
 
 @pytest.mark.parametrize("group", GROUPS)
-def test_every_mermaid_block_renders_to_an_svg(
+def test_every_diagram_shows_one_svg_in_each_scheme(
     tour: Callable[[str], list[Visit]], group: str
 ) -> None:
     assert {v.path: v.broken_diagrams for v in tour(group) if v.broken_diagrams} == {}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_no_page_requests_mermaid(tour: Callable[[str], list[Visit]], group: str) -> None:
+    """The diagrams are drawn ahead of time: no reader's browser downloads or runs Mermaid."""
+    assert {v.path: v.mermaid_requests for v in tour(group) if v.mermaid_requests} == {}
+
+
+def test_a_request_for_mermaid_would_be_seen(browsing: Browsing) -> None:
+    """No request for Mermaid above means none was made, not that none was seen."""
+    browsing.page.goto("/")
+    probe = "fetch('javascripts/mermaid.min.js').catch(() => null)"
+    seen = browsing.requests_for_mermaid_since(lambda: browsing.page.evaluate(probe))
+    assert seen == [f"{browsing.base_url}/javascripts/mermaid.min.js"]
+
+
+def test_a_hidden_diagram_would_be_seen(browsing: Browsing, built_site: Path) -> None:
+    """The negative control of the diagram check: with the stylesheet that picks one SVG
+    per scheme gone, both show, and the check says so."""
+    path = "/why_distributed/event_loop/"
+    browsing.page.goto(path)
+    assert unshown_diagrams(browsing, expected_diagrams(built_site, path), None) is None
+    browsing.page.evaluate(
+        "document.querySelectorAll('link[href$=\"diagrams.css\"]').forEach((l) => l.remove())"
+    )
+    broken = unshown_diagrams(browsing, expected_diagrams(built_site, path), None)
+    assert broken
+    assert "light,dark" in broken
 
 
 def test_the_site_has_diagrams(built_site: Path) -> None:
     """The test above passes vacuously if no diagram reaches the built pages."""
     pages = site_pages(built_site)[:-1]
     assert sum(expected_diagrams(built_site, path) for path in pages) > 0, (
-        "no Mermaid block in the built site: is the mermaid fence still set up?"
+        "no diagram in the built site: is the mermaid fence and hooks/mermaid.py still set up?"
     )
 
 
