@@ -354,9 +354,11 @@ def every_worker_answers(service: Service, url: str) -> Callable[[], bool]:
     def ready() -> bool:
         for _ in range(8):  # a new connection each time: the kernel spreads them
             try:
-                seen.add(httpx.get(f"{url}/health", timeout=1).json()["pid"])
+                health = httpx.get(f"{url}/health", timeout=1)
             except httpx.TransportError:
                 return False
+            if health.status_code == 200:  # 503 "starting" names no pid
+                seen.add(health.json()["pid"])
         return len(seen) >= workers
 
     return ready
