@@ -54,7 +54,9 @@ def pids_answering(service: RunningExample, want: int = 2, attempts: int = ATTEM
     """Pids seen over fresh connections, until `want` distinct ones or `attempts` requests."""
     seen: set[int] = set()
     for _ in range(attempts):
-        seen.add(fresh(f"{service.url}/health").json()["pid"])
+        answer = fresh(f"{service.url}/health")
+        if answer.status_code == 200:  # a restarted worker says 503 "starting" at first
+            seen.add(answer.json()["pid"])
         if len(seen) >= want:
             break
     return seen
@@ -83,10 +85,10 @@ def a_new_pid_answers(service: RunningExample, known: set[int]) -> bool:
     """
     for _ in range(20):
         try:
-            pid = fresh(f"{service.url}/health").json()["pid"]
+            answer = fresh(f"{service.url}/health")
         except httpx.TransportError:  # the killed worker's connection, already accepted
             continue
-        if pid not in known:
+        if answer.status_code == 200 and answer.json()["pid"] not in known:
             return True
     return False
 
