@@ -119,8 +119,9 @@ class Fleet:
 
 
 def health(instance: RunningExample) -> str | None:
+    """The chaos state /health reports (none while it says "starting")."""
     try:
-        return httpx.get(instance.url + "/health", timeout=1).json()["chaos"]
+        return httpx.get(instance.url + "/health", timeout=1).json().get("chaos")
     except (httpx.TransportError, ValueError):
         return None
 
