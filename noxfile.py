@@ -77,9 +77,9 @@ def lint(session: nox.Session) -> None:
     session.run("bash", "snippets/security/repo_scan.sh", external=True)
 
 
-def install_site_npm(session: nox.Session) -> None:
-    """node_modules with the Mermaid package-lock.json pins, which hooks/mermaid.py copies
-    into the site: `npm ci` (node and npm from apt when missing) only when out of step."""
+def check_diagrams(session: nox.Session) -> None:
+    """Every ```mermaid fence has its two SVGs in docs/assets/diagrams/ (hooks/mermaid.py;
+    no node, no browser: `nox -s diagrams` draws them), else a one-line error."""
     session.run("python", "hooks/mermaid.py")
 
 
@@ -87,7 +87,7 @@ def install_site_npm(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the site with --strict: a broken link, anchor or snippet fails."""
     install_group(session, "docs")
-    install_site_npm(session)
+    check_diagrams(session)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet_mkdocs(session))
 
 
@@ -135,7 +135,7 @@ def tests(session: nox.Session) -> None:
 def serve(session: nox.Session) -> None:
     """Serve the site with live reload on http://127.0.0.1:8000."""
     install_group(session, "docs")
-    install_site_npm(session)
+    check_diagrams(session)
     session.run(
         "mkdocs",
         "serve",

@@ -56,7 +56,6 @@ def built_site() -> Path:
     # The test group includes the docs group: mkdocs sits beside this interpreter.
     mkdocs = Path(sys.executable).parent / "mkdocs"
     assert mkdocs.exists(), f"no {mkdocs}: the test venv lacks the docs group (uv sync)"
-    sysdeps.require_npm_tools()  # mermaid, which the build copies in
     key = tree_key()
     folder = CACHE / key
     with sysdeps.machine_lock("site-build"):

@@ -184,7 +184,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NPM_TOOLS = {
     "autocannon": ROOT / "node_modules" / ".bin" / "autocannon",
     "statsd": ROOT / "node_modules" / "statsd" / "stats.js",
-    # The site's diagrams (hooks/mermaid.py copies it into the build).
+    # Draws the site's diagrams to SVG ahead of the build (tools/diagrams.py).
     "mermaid": ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js",
     # A Node.js gRPC client and server built from our recipe.proto (protocols/grpc).
     "@grpc/grpc-js": ROOT / "node_modules" / "@grpc" / "grpc-js" / "package.json",
