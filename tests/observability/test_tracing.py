@@ -194,7 +194,11 @@ def test_span_names_are_route_templates_not_paths(run_example, span_receiver) ->
     statuses = sorted(s.attributes["http.response.status_code"] for s in span_receiver.spans)
     assert statuses.count(404) == 3  # 7 unknown, abc and /x/... match no route
     assert 400 in statuses
-    assert {s.status for s in span_receiver.spans} == {"UNSET"}  # a 4xx is no server error
+    # A 4xx is no server error. The kit's readiness checks may have met a 503 "starting"
+    # on /health, which is one: those are the only spans allowed the ERROR status.
+    assert {s.status for s in span_receiver.spans if s.name != "GET /health"} == {"UNSET"}
+    errors = [s for s in span_receiver.spans if s.status == "ERROR"]
+    assert all(s.attributes["http.response.status_code"] == 503 for s in errors)
 
 
 def test_a_collector_that_is_down_costs_nothing(run_example) -> None:
