@@ -41,6 +41,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kit import forkserver
 from kit import grpc_stubs as kit_grpc_stubs
 from kit.examples import RunningExample, assert_output_is_shown, command_for, run_program
 from kit.process import (
@@ -634,15 +635,9 @@ def test_bad_settings_stop_it_at_start(
     variable naming it (the pattern prints every problem, so one start checks all)."""
     line_env, argv = command_for(service.example)
     good = start_env(service, request, live=False)
-    try:
-        result = subprocess.run(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **line_env, **good, **bad},
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
+    try:  # forked from the kit's warm interpreter when it can be (kit.forkserver)
+        result = forkserver.run(
+            argv, env={**os.environ, **line_env, **good, **bad}, cwd=ROOT, timeout=20
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{service} started with {bad} instead of refusing it")
@@ -657,14 +652,11 @@ def test_bad_settings_stop_it_at_start(
 def test_the_refusal_the_settings_page_shows() -> None:
     """The output shown on "The two sample services" page, from a real run."""
     line_env, argv = command_for("why_distributed/web_api.py")
-    result = subprocess.run(
+    result = forkserver.run(
         argv,
-        cwd=ROOT,
         env={**os.environ, **line_env, "PORT": "99999", "TARGET": "not-a-url"},
-        capture_output=True,
-        text=True,
+        cwd=ROOT,
         timeout=20,
-        check=False,
     )
     assert result.returncode == 2
     shown = ROOT / "snippets" / "why_distributed" / "settings_refused.out"
