@@ -128,18 +128,21 @@ def queued_and_abandoned(
     PostgreSQL's statement-timeout count from before it.
 
     That it really waited in the queue is a precondition, read from HAProxy at the
-    moment web-api answers 504: on a very busy machine the busy request can end before
-    the abandoned one reaches HAProxy; then the scene is played again, never judged."""
-    for _ in range(5):
+    moment web-api answers: on a very busy machine (two CPU hogs), 150 ms can pass
+    before the request reaches HAProxy, or the busy request can end first. Then the
+    scene is played again, never judged, with more time to live on later tries: any
+    budget under the 0.6 s lookup tells the same story."""
+    for budget in ("150", "150", "300", "300", "450"):
         busy = occupied(proxy, recipe_api)
         before = counters(recipe_api), cancellations(postgres_server, BY_DEADLINE)
-        answer = httpx.get(web_api.url, headers={HEADER: "150"}, timeout=10)
+        answer = httpx.get(web_api.url, headers={HEADER: budget}, timeout=10)
         queued = proxy.server("recipe_api", "BACKEND")["qcur"] == "1"
-        assert answer.status_code == 504, answer.text  # the client is told no...
-        assert answer.json()["error"] == "deadline exceeded"
         busy.join()
-        if queued:
+        if queued:  # still waiting in HAProxy's queue when web-api answered
+            assert answer.status_code == 504, answer.text  # the client is told no...
+            assert answer.json()["error"] == "deadline exceeded"
             return before
+        assert answer.status_code in (200, 504), answer.text  # 200: the slot freed in time
         idle = lambda: proxy.server("recipe_api", "recipe1")["scur"] == "0"  # noqa: E731
         wait_until(idle, BOUND, "recipe-api's slot to be free again")
     pytest.fail("the abandoned request never waited in HAProxy's queue in 5 tries")
